@@ -1,0 +1,1 @@
+"""KILO.7 robot core."""

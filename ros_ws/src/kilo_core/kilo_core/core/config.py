@@ -1,0 +1,216 @@
+"""Configuration: the package default merged with an optional override file.
+
+The merged document is validated against ``schemas/config_v1.json`` plus a few
+cross-key rules; any problem raises ConfigError naming the file and the key, so a
+node with a bad config refuses to start instead of driving with a guess.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kilo_core import schemas
+
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / 'config' / 'kilo.yaml'
+CONFIG_SCHEMA = 'config_v1'
+
+
+class ConfigError(Exception):
+    """A configuration file is unreadable or invalid."""
+
+    def __init__(self, source: str, key: str, message: str) -> None:
+        super().__init__(f'config error in {source}: key {key!r}: {message}')
+        self.source = source
+        self.key = key
+
+
+@dataclass(frozen=True)
+class TtlConfig:
+    cmd_ttl_ms: int
+    hb_ttl_ms: int
+    truth_ttl_ms: int
+
+
+@dataclass(frozen=True)
+class PublishConfig:
+    truth_hz: float
+    tick_hz: float
+
+
+@dataclass(frozen=True)
+class SafetyConfig:
+    clear_stop_requires_unlock: bool
+    imu_required: bool
+    imu_ttl_ms: int
+    up_axis: str
+    rollover_tilt_deg: float
+    rollover_hysteresis_deg: float
+    impact_accel_g_threshold: float
+    impact_hysteresis_g: float
+
+
+@dataclass(frozen=True)
+class PigpioConfig:
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class SteerConfig:
+    gpio: int
+    min_us: int
+    center_us: int
+    max_us: int
+
+
+@dataclass(frozen=True)
+class ThrottleConfig:
+    gpio: int
+    reverse_us: int
+    neutral_us: int
+    forward_us: int
+
+
+@dataclass(frozen=True)
+class ControlConfig:
+    backend: str
+    hw_retry_s: float
+    steer: SteerConfig
+    throttle: ThrottleConfig
+
+
+@dataclass(frozen=True)
+class RelayConfig:
+    mode: str
+    gpio: int
+    run_level: int
+    signal: str
+    keepalive_hz: float
+
+
+@dataclass(frozen=True)
+class ProfileConfig:
+    reaction_time_s: float
+    brake_decel_mps2: float
+    buffer_m: float
+    top_speed_mps: float
+    stop_distance_limit_m: float
+
+
+@dataclass(frozen=True)
+class SafetyModelConfig:
+    profile: str
+    profiles: dict[str, ProfileConfig]
+
+
+@dataclass(frozen=True)
+class Config:
+    ttl: TtlConfig
+    publish: PublishConfig
+    safety: SafetyConfig
+    pigpio: PigpioConfig
+    control: ControlConfig
+    relay: RelayConfig
+    safety_model: SafetyModelConfig
+    source: str
+
+
+def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge ``override`` into a copy of ``base``; mappings merge, the rest replaces."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def parse_yaml(text: str, source: str) -> dict[str, Any]:
+    """Parse one YAML config document; an empty document is an empty mapping."""
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(source, '<root>', f'not valid YAML: {exc}') from None
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        raise ConfigError(source, '<root>', 'must be a mapping of sections')
+    return document
+
+
+def _check_schema(document: dict[str, Any], source: str) -> None:
+    errors = sorted(
+        schemas.validator(CONFIG_SCHEMA).iter_errors(document), key=lambda e: list(e.path))
+    if errors:
+        error = errors[0]
+        key = '.'.join(str(part) for part in error.path) or '<root>'
+        raise ConfigError(source, key, error.message)
+
+
+def _check_ordering(config: Config) -> None:
+    """Cross-key rules the schema cannot express."""
+    steer = config.control.steer
+    throttle = config.control.throttle
+    safety = config.safety
+    rules = (
+        (steer.min_us < steer.center_us < steer.max_us, 'control.steer',
+         'need min_us < center_us < max_us'),
+        (throttle.reverse_us < throttle.neutral_us < throttle.forward_us, 'control.throttle',
+         'need reverse_us < neutral_us < forward_us'),
+        (safety.rollover_hysteresis_deg < safety.rollover_tilt_deg,
+         'safety.rollover_hysteresis_deg', 'must be below safety.rollover_tilt_deg'),
+        (safety.impact_hysteresis_g < safety.impact_accel_g_threshold,
+         'safety.impact_hysteresis_g', 'must be below safety.impact_accel_g_threshold'),
+        (config.control.steer.gpio != config.control.throttle.gpio, 'control.throttle.gpio',
+         'steer and throttle cannot share a GPIO'),
+    )
+    for holds, key, message in rules:
+        if not holds:
+            raise ConfigError(config.source, key, message)
+
+
+def build(document: dict[str, Any], source: str) -> Config:
+    """Validate a merged config document and turn it into a Config."""
+    _check_schema(document, source)
+    control = document['control']
+    model = document['safety_model']
+    config = Config(
+        ttl=TtlConfig(**document['ttl']),
+        publish=PublishConfig(**document['publish']),
+        safety=SafetyConfig(**document['safety']),
+        pigpio=PigpioConfig(**document['pigpio']),
+        control=ControlConfig(
+            backend=control['backend'], hw_retry_s=control['hw_retry_s'],
+            steer=SteerConfig(**control['steer']),
+            throttle=ThrottleConfig(**control['throttle'])),
+        relay=RelayConfig(**document['relay']),
+        safety_model=SafetyModelConfig(
+            profile=model['profile'],
+            profiles={
+                name: ProfileConfig(**values) for name, values in model['profiles'].items()}),
+        source=source,
+    )
+    _check_ordering(config)
+    return config
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding='utf-8')
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), '<file>', f'cannot read: {exc}') from None
+
+
+def load(override_path: str | None = None) -> Config:
+    """Load the package default, merged with ``override_path`` when one is given."""
+    document = parse_yaml(_read(DEFAULT_CONFIG_PATH), str(DEFAULT_CONFIG_PATH))
+    source = str(DEFAULT_CONFIG_PATH)
+    if override_path:
+        source = override_path
+        document = merge(document, parse_yaml(_read(Path(override_path)), source))
+    return build(document, source)

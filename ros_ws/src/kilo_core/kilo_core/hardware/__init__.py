@@ -1,0 +1,34 @@
+"""GPIO hardware behind one small interface, with a pigpio backend and a sim backend."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from kilo_core.core.config import PigpioConfig
+
+
+class HardwareFault(Exception):
+    """The GPIO backend could not do what was asked; outputs must be treated as unknown."""
+
+
+class Gpio(Protocol):
+    """What the nodes need from GPIO. Every method may raise HardwareFault."""
+
+    name: str
+
+    def connect(self) -> None: ...
+
+    def set_servo_pulsewidth(self, gpio: int, pulse_us: int) -> None: ...
+
+    def write(self, gpio: int, level: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def open_backend(kind: str, pigpio_cfg: PigpioConfig) -> Gpio:
+    """Make the backend named in config: 'pigpio'/'rpi_gpio' (pigpiod) or 'sim'."""
+    if kind in ('pigpio', 'rpi_gpio'):
+        from kilo_core.hardware.pigpio_backend import PigpioGpio
+        return PigpioGpio(pigpio_cfg.host, pigpio_cfg.port)
+    from kilo_core.hardware.sim import SimGpio
+    return SimGpio()

@@ -1,0 +1,119 @@
+"""What every KILO.7 node shares: QoS, clocks, config, request decoding, truth publishing.
+
+Uses only rclpy API present in ROS 2 Humble.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+import json
+import sys
+import time
+from typing import Any
+
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from std_msgs.msg import String
+
+from kilo_core import contract
+from kilo_core.core import config as config_core
+from kilo_core.core.requests import Accepted, validate
+
+# Truth is "retained": late joiners get the last value (transient local, depth 1).
+TRUTH_QOS = QoSProfile(
+    depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+# Requests are never retained: volatile, so a late joiner never sees an old request.
+REQUEST_QOS = QoSProfile(
+    depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
+# Consumers of truth want only live samples: volatile is compatible with both publishers.
+TRUTH_SUB_QOS = QoSProfile(
+    depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
+
+# Fields that change continuously; a change in them alone does not trigger a publish.
+VOLATILE_FIELDS = frozenset(
+    {'ts_ms', 'hb_age_ms', 'imu_age_ms', 'last_cmd_age_ms', 'imu_tilt_deg', 'imu_accel_g'})
+
+
+def monotonic() -> float:
+    """The robot's monotonic clock, the only clock staleness is measured on."""
+    return time.monotonic()
+
+
+def wall_ms() -> int:
+    """Robot wall clock in ms since the Unix epoch, for ts_ms stamps only."""
+    return time.time_ns() // 1_000_000
+
+
+class KiloNode(Node):
+    """A Node with the project's config loading, request decoding and truth publishing."""
+
+    def __init__(self, node_name: str) -> None:
+        super().__init__(node_name)
+        override = self.declare_parameter('config', '').value
+        self.config = config_core.load(override or None)
+        self.get_logger().info(f'config: {self.config.source}')
+
+    def subscribe_json(
+            self, topic: contract.Topic, handler: Callable[[dict[str, Any], float], None],
+            qos: QoSProfile = REQUEST_QOS) -> None:
+        """Subscribe to a JSON topic; invalid payloads are counted, logged and dropped."""
+        def callback(msg: String) -> None:
+            now = monotonic()
+            verdict = validate(topic.schema, msg.data)
+            if isinstance(verdict, Accepted):
+                handler(verdict.payload, now)
+                return
+            self.on_rejected(topic, verdict.reason.value)
+            self.get_logger().warning(
+                f'dropped {topic.ros}: {verdict.reason.value}: {verdict.detail}',
+                throttle_duration_sec=1.0)
+        self.create_subscription(String, topic.ros, callback, qos)
+
+    def on_rejected(self, topic: contract.Topic, reason: str) -> None:
+        """Hook for nodes that count rejections in their truth."""
+
+    def release(self) -> None:
+        """Hook run once at exit, before the node is destroyed: make outputs safe."""
+
+
+class TruthPublisher:
+    """Publishes a truth payload at once when it changes, and on every periodic call."""
+
+    def __init__(self, node: Node, topic: contract.Topic) -> None:
+        self._publisher = node.create_publisher(String, topic.ros, TRUTH_QOS)
+        self._last_key: dict[str, Any] | None = None
+        self.published = 0
+
+    def publish(self, payload: dict[str, Any], force: bool = False) -> bool:
+        key = {k: v for k, v in payload.items() if k not in VOLATILE_FIELDS}
+        if not force and key == self._last_key:
+            return False
+        self._last_key = key
+        stamped = {'schema_version': payload['schema_version'], 'ts_ms': wall_ms(), **payload}
+        self._publisher.publish(String(data=json.dumps(stamped, separators=(',', ':'))))
+        self.published += 1
+        return True
+
+
+def run(node_factory: Callable[[], KiloNode], args: list[str] | None = None) -> None:
+    """Standard main: init, spin until Ctrl-C/SIGTERM, release hardware, shut down."""
+    rclpy.init(args=args)
+    node: KiloNode | None = None
+    exit_code = 0
+    try:
+        node = node_factory()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except config_core.ConfigError as exc:
+        print(f'FATAL: {exc}', file=sys.stderr, flush=True)
+        exit_code = 2
+    finally:
+        if node is not None:
+            node.release()
+            node.destroy_node()
+        rclpy.try_shutdown()
+    if exit_code:
+        sys.exit(exit_code)

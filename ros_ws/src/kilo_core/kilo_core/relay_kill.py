@@ -1,0 +1,110 @@
+"""kilo_relay_kill: hardware kill relay, fail-closed; publishes /kilo/hw/relay_status_json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kilo_core import contract
+from kilo_core.core.relay import output_level, RelayLogic
+from kilo_core.hardware import HardwareFault, open_backend
+from kilo_core.node_shell import KiloNode, monotonic, run, TRUTH_SUB_QOS, TruthPublisher
+
+
+class RelayKillNode(KiloNode):
+
+    def __init__(self) -> None:
+        super().__init__(contract.NODE_RELAY_KILL)
+        self.relay_cfg = self.config.relay
+        self.logic = RelayLogic(self.config.ttl.truth_ttl_ms)
+        self.gpio = open_backend(self.relay_cfg.mode, self.config.pigpio)
+        self.gpio_connected = False
+        self.phase = False
+        self.truth = TruthPublisher(self, contract.RELAY_STATUS)
+        self.connect()
+        self.subscribe_json(contract.STATE_SAFETY, self.gate_callback, TRUTH_SUB_QOS)
+        self.subscribe_json(contract.STATE_CONTROL, self.control_callback, TRUTH_SUB_QOS)
+        self.create_timer(1.0 / self.config.publish.tick_hz, self.tick_callback)
+        self.create_timer(1.0 / self.config.publish.truth_hz, self.publish_callback)
+        if self.relay_cfg.signal == 'keepalive':
+            self.create_timer(0.5 / self.relay_cfg.keepalive_hz, self.keepalive_callback)
+        self.publish_callback()
+
+    def connect(self) -> None:
+        try:
+            self.gpio.connect()
+            self.gpio_connected = True
+            self.logic.on_hw_ok()
+        except HardwareFault as exc:
+            self.fault(str(exc))
+
+    def fault(self, error: str) -> None:
+        self.gpio_connected = False
+        self.logic.on_hw_fault()
+        self.get_logger().error(f'relay HW_FAULT: {error}', throttle_duration_sec=5.0)
+
+    def gate_callback(self, payload: dict[str, Any], now: float) -> None:
+        self.logic.on_gate(payload['safe_to_move'], payload['reason'], now)
+        self.evaluate(now)
+
+    def control_callback(self, payload: dict[str, Any], now: float) -> None:
+        self.logic.on_control(payload.get('locked_reasons', [payload['locked_reason']]), now)
+        self.evaluate(now)
+
+    def tick_callback(self) -> None:
+        self.evaluate(monotonic())
+
+    def keepalive_callback(self) -> None:
+        self.phase = not self.phase
+        self.drive_output()
+
+    def evaluate(self, now: float) -> None:
+        was_killed = self.logic.killed
+        killed = self.logic.evaluate(now)
+        if killed != was_killed:
+            self.get_logger().warning(f'relay {"KILL" if killed else "RUN"}: '
+                                      f'{self.logic.reason.value}')
+            self.drive_output()
+        self.truth.publish(self.snapshot())
+
+    def drive_output(self) -> None:
+        if not self.gpio_connected:
+            return
+        level = output_level(self.logic.killed, self.relay_cfg.signal,
+                             self.relay_cfg.run_level, self.phase)
+        try:
+            self.gpio.write(self.relay_cfg.gpio, level)
+        except HardwareFault as exc:
+            self.fault(str(exc))
+
+    def publish_callback(self) -> None:
+        if not self.gpio_connected:
+            self.connect()
+        self.drive_output()
+        self.truth.publish(self.snapshot(), force=True)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            'schema_version': contract.RELAY_STATUS.schema,
+            'relay_killed': self.logic.killed,
+            'relay_reason': self.logic.reason.value,
+            'mode': self.relay_cfg.mode,
+            'signal': self.relay_cfg.signal,
+            'hw_ok': self.logic.hw_ok,
+        }
+
+    def release(self) -> None:
+        """Exit: drop the relay (fail-closed), then let go of pigpiod."""
+        if self.gpio_connected:
+            try:
+                self.gpio.write(self.relay_cfg.gpio, 1 - self.relay_cfg.run_level)
+            except HardwareFault as exc:
+                self.get_logger().error(f'could not drop the relay at exit: {exc}')
+        self.gpio.close()
+
+
+def main(args: list[str] | None = None) -> None:
+    run(RelayKillNode, args)
+
+
+if __name__ == '__main__':
+    main()

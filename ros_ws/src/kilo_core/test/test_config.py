@@ -1,0 +1,66 @@
+"""Config loading: the default is valid; every bad override names its file and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kilo_core.core import config as config_core
+from kilo_core.core.config import ConfigError
+
+
+def write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / 'override.yaml'
+    path.write_text(text, encoding='utf-8')
+    return str(path)
+
+
+def test_load_default_is_valid() -> None:
+    config = config_core.load()
+    assert config.ttl.hb_ttl_ms == 1000
+    assert config.control.backend == 'sim'
+    assert config.source == str(config_core.DEFAULT_CONFIG_PATH)
+
+
+def test_load_override_merges_only_given_keys(tmp_path: Path) -> None:
+    config = config_core.load(write(tmp_path, 'ttl:\n  cmd_ttl_ms: 250\n'))
+    assert config.ttl.cmd_ttl_ms == 250
+    assert config.ttl.hb_ttl_ms == 1000
+    assert config.source.endswith('override.yaml')
+
+
+def test_load_empty_override_keeps_defaults(tmp_path: Path) -> None:
+    assert config_core.load(write(tmp_path, '')).ttl.cmd_ttl_ms == 500
+
+
+@pytest.mark.parametrize(('text', 'key', 'words'), [
+    ('ttl:\n  cmd_ttl_ms: -5\n', 'ttl.cmd_ttl_ms', 'minimum'),
+    ('ttl:\n  cmd_ttl_ms: fast\n', 'ttl.cmd_ttl_ms', 'integer'),
+    ('ttl:\n  cmd_tll_ms: 5\n', 'ttl', 'cmd_tll_ms'),
+    ('bogus: 1\n', '<root>', 'bogus'),
+    ('control:\n  backend: gpiozero\n', 'control.backend', 'gpiozero'),
+    ('control:\n  steer:\n    min_us: 1600\n', 'control.steer', 'min_us < center_us'),
+    ('control:\n  throttle:\n    forward_us: 1400\n', 'control.throttle', 'neutral_us'),
+    ('safety:\n  rollover_hysteresis_deg: 70\n', 'safety.rollover_hysteresis_deg', 'below'),
+    ('safety:\n  impact_hysteresis_g: 5\n', 'safety.impact_hysteresis_g', 'below'),
+    ('control:\n  steer:\n    gpio: 13\n', 'control.throttle.gpio', 'share'),
+    ('- a\n- b\n', '<root>', 'mapping'),
+    ('ttl: [1\n', '<root>', 'YAML'),
+])
+def test_load_bad_override_names_file_and_key(
+        tmp_path: Path, text: str, key: str, words: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        config_core.load(path)
+    assert info.value.key == key
+    assert info.value.source == path
+    assert words in str(info.value)
+    assert path in str(info.value)
+
+
+def test_load_unreadable_file_names_it(tmp_path: Path) -> None:
+    missing = str(tmp_path / 'nope.yaml')
+    with pytest.raises(ConfigError, match='cannot read') as info:
+        config_core.load(missing)
+    assert info.value.source == missing

@@ -1,0 +1,47 @@
+"""Contract consistency: every topic has a valid schema and the enums agree with code."""
+
+from __future__ import annotations
+
+import pytest
+
+from kilo_core import contract, schemas
+from kilo_core.contract import GateReason, LockReason, RelayReason, UnlockResult
+
+
+@pytest.mark.parametrize('topic', contract.ALL_TOPICS, ids=lambda t: t.schema)
+def test_every_topic_has_a_checked_schema_titled_by_its_version(topic: contract.Topic) -> None:
+    schema = schemas.load(topic.schema)
+    assert schema['title'] == topic.schema
+    assert schema['properties']['schema_version'] == {'const': topic.schema}
+    assert {'schema_version', 'ts_ms'} <= set(schema['required'])
+
+
+def test_every_schema_file_belongs_to_a_topic_or_the_config() -> None:
+    names = {path.stem for path in schemas.SCHEMA_DIR.glob('*.json')}
+    assert names == {topic.schema for topic in contract.ALL_TOPICS} | {'config_v1'}
+
+
+def test_safety_reason_enum_matches_code() -> None:
+    enum = schemas.load('state_safety_v1')['properties']['reason']['enum']
+    assert enum == [reason.value for reason in GateReason]
+
+
+def test_control_lock_enum_matches_code() -> None:
+    enum = schemas.load('state_control_v1')['properties']['locked_reason']['enum']
+    assert enum == [reason.value for reason in LockReason]
+
+
+def test_relay_reason_enum_matches_code_except_control_side_staleness() -> None:
+    enum = schemas.load('hw_relay_status_v1')['properties']['relay_reason']['enum']
+    assert set(enum) == {r.value for r in RelayReason} - {RelayReason.RELAY_STATUS_STALE.value}
+
+
+def test_unlock_result_enum_matches_code() -> None:
+    for name in ('state_safety_v1', 'state_control_v1'):
+        enum = schemas.load(name)['properties']['last_unlock_result']['enum']
+        assert enum == [None] + [result.value for result in UnlockResult]
+
+
+def test_intent_enum_matches_code() -> None:
+    enum = schemas.load('cmd_intent_v1')['properties']['intent']['enum']
+    assert enum == [intent.value for intent in contract.Intent]
