@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 import json
+import signal
 import sys
 import time
 from typing import Any
@@ -15,6 +16,7 @@ import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import String
 
 from kilo_core import contract
@@ -97,20 +99,38 @@ class TruthPublisher:
         return True
 
 
+class StopSignal(Exception):
+    """SIGINT or SIGTERM arrived: leave spin and make outputs safe."""
+
+
+def _raise_stop(signum: int, _frame: object) -> None:
+    raise StopSignal(signal.Signals(signum).name)
+
+
 def run(node_factory: Callable[[], KiloNode], args: list[str] | None = None) -> None:
-    """Standard main: init, spin until Ctrl-C/SIGTERM, release hardware, shut down."""
-    rclpy.init(args=args)
+    """Standard main: init, spin until Ctrl-C/SIGTERM, release hardware, shut down.
+
+    The node owns SIGINT/SIGTERM rather than rclpy: rclpy's handler shuts the context
+    down under a spinning executor, which can surface as an RCLError instead of a clean
+    exit. Raising in the main thread leaves spin between callbacks, with the context
+    still valid for release().
+    """
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _raise_stop)
     node: KiloNode | None = None
     exit_code = 0
     try:
         node = node_factory()
         rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
+    except (StopSignal, ExternalShutdownException):
         pass
     except config_core.ConfigError as exc:
         print(f'FATAL: {exc}', file=sys.stderr, flush=True)
         exit_code = 2
     finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
         if node is not None:
             node.release()
             node.destroy_node()

@@ -1,0 +1,41 @@
+"""Operator steps shared by the ROS tests, each waiting for the truth it causes."""
+
+from __future__ import annotations
+
+import time
+
+from kilo_core import contract
+
+from probe import Payload, Probe
+
+
+def unlock(probe: Probe) -> None:
+    """Send unlock once both truths say it is allowed, as a UI would; wait for its effect."""
+    since = time.monotonic()
+    probe.wait_for(contract.STATE_SAFETY, lambda p: p['unlock_allowed'], since=since)
+    probe.wait_for(contract.STATE_CONTROL, lambda p: p['unlock_allowed'], since=since)
+    since = time.monotonic()
+    probe.send(contract.UNLOCK)
+    probe.wait_for(contract.STATE_SAFETY, lambda p: p['safe_to_move'], since=since)
+    probe.wait_for(contract.STATE_CONTROL, lambda p: not p['locked'], since=since)
+
+
+def wait_heartbeat_seen(probe: Probe) -> None:
+    """Wait until the gate and Control report a fresh heartbeat (and Control hears the gate)."""
+    since = time.monotonic()
+    probe.wait_for(contract.STATE_SAFETY, lambda p: p['heartbeat_ok'], since=since)
+    probe.wait_for(contract.STATE_CONTROL,
+                   lambda p: not p['heartbeat_stale'] and not p['gate_stale'], since=since)
+
+
+def drive(probe: Probe, steer: float, throttle: float, **extra: object) -> Payload:
+    """Send one drive request and wait until Control applies exactly it."""
+    since = time.monotonic()
+    probe.send(contract.DRIVE, steer=steer, throttle=throttle, **extra)
+    return probe.wait_for(
+        contract.STATE_CONTROL,
+        lambda p: p['applied'] == {'steer': steer, 'throttle': throttle}, since=since)
+
+
+def neutral(payload: Payload) -> bool:
+    return payload['applied'] == {'steer': 0.0, 'throttle': 0.0} and not payload['armed']

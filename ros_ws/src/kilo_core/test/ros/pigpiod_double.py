@@ -1,0 +1,101 @@
+"""A pigpiod protocol double: the physical boundary, speaking pigpio's socket protocol.
+
+It serves the commands the pigpio Python client sends for what KILO.7 uses
+(connect: BR1 + NOIB on the notify socket; MODES, WRITE, SERVO; NC on stop) and
+records every GPIO write, so tests can assert the pulse widths that reached "pins".
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+import time
+
+CMD_MODES = 0
+CMD_WRITE = 4
+CMD_SERVO = 8
+CMD_BR1 = 10
+CMD_NC = 21
+CMD_NOIB = 99
+REQUEST = struct.Struct('IIII')
+
+
+class PigpiodDouble:
+    """Listens on 127.0.0.1:<free port>; ``stop()`` kills it like a dead daemon."""
+
+    def __init__(self) -> None:
+        self._server = socket.create_server(('127.0.0.1', 0))
+        self.port = self._server.getsockname()[1]
+        self._lock = threading.Lock()
+        self._clients: list[socket.socket] = []
+        self.pulses: dict[int, int] = {}
+        self.levels: dict[int, int] = {}
+        self.log: list[tuple[float, int, int, int]] = []
+        self._running = True
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while self._running:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            with self._lock:
+                self._clients.append(client)
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        with client:
+            self._serve_commands(client)
+
+    def _serve_commands(self, client: socket.socket) -> None:
+        buffer = b''
+        while self._running:
+            try:
+                chunk = client.recv(4096)
+            except OSError:
+                return
+            if not chunk:
+                return
+            buffer += chunk
+            while len(buffer) >= REQUEST.size:
+                cmd, p1, p2, _ = REQUEST.unpack(buffer[:REQUEST.size])
+                buffer = buffer[REQUEST.size:]
+                if cmd == CMD_NC:
+                    return
+                try:
+                    client.sendall(REQUEST.pack(cmd, p1, p2, self._execute(cmd, p1, p2)))
+                except OSError:
+                    return
+
+    def _execute(self, cmd: int, p1: int, p2: int) -> int:
+        with self._lock:
+            if cmd in (CMD_MODES, CMD_WRITE, CMD_SERVO):
+                self.log.append((time.monotonic(), cmd, p1, p2))
+            if cmd == CMD_SERVO:
+                self.pulses[p1] = p2
+            elif cmd == CMD_WRITE:
+                self.levels[p1] = p2
+            elif cmd == CMD_BR1:
+                return sum(level << gpio for gpio, level in self.levels.items())
+        return 0
+
+    def servo_history(self, gpio: int) -> list[int]:
+        with self._lock:
+            return [value for _, cmd, pin, value in self.log if cmd == CMD_SERVO and pin == gpio]
+
+    def level_history(self, gpio: int) -> list[int]:
+        with self._lock:
+            return [value for _, cmd, pin, value in self.log if cmd == CMD_WRITE and pin == gpio]
+
+    def stop(self) -> None:
+        """Die: close the listener and every client connection."""
+        self._running = False
+        self._server.close()
+        with self._lock:
+            for client in self._clients:
+                try:
+                    client.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass

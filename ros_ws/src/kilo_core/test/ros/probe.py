@@ -1,0 +1,131 @@
+"""A real rclpy node in the test process: publishes requests, records truth."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+import json
+import threading
+import time
+from typing import Any
+
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from std_msgs.msg import String
+
+from kilo_core import contract
+from kilo_core.node_shell import REQUEST_QOS
+
+REQUESTS = (contract.DRIVE, contract.STOP, contract.HEARTBEAT, contract.UNLOCK,
+            contract.CLEAR_STOP, contract.INTENT, contract.PHONE_IMU)
+TRUTHS = (contract.STATE_SAFETY, contract.STATE_CONTROL, contract.RELAY_STATUS,
+          contract.STATE_SAFETY_MODEL)
+RECORD_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
+                        durability=DurabilityPolicy.VOLATILE)
+
+Payload = dict[str, Any]
+
+
+class Probe:
+    """Test-side ROS node with a background executor."""
+
+    def __init__(self) -> None:
+        self.node = Node('kilo_test_probe')
+        self._cond = threading.Condition()
+        self.history: dict[str, list[tuple[float, Payload]]] = {t.ros: [] for t in TRUTHS}
+        self.publishers = {
+            t.ros: self.node.create_publisher(String, t.ros, REQUEST_QOS) for t in REQUESTS}
+        for topic in TRUTHS:
+            self.node.create_subscription(
+                String, topic.ros, self._recorder(topic.ros), RECORD_QOS)
+        self._executor = SingleThreadedExecutor()
+        self._executor.add_node(self.node)
+        self._thread = threading.Thread(target=self._executor.spin, daemon=True)
+        self._thread.start()
+
+    def _recorder(self, name: str) -> Callable[[String], None]:
+        def record(msg: String) -> None:
+            with self._cond:
+                self.history[name].append((time.monotonic(), json.loads(msg.data)))
+                self._cond.notify_all()
+        return record
+
+    def close(self) -> None:
+        self._executor.shutdown()
+        self.node.destroy_node()
+
+    def clear(self) -> None:
+        with self._cond:
+            for records in self.history.values():
+                records.clear()
+
+    # -- requests ------------------------------------------------------------
+    def send_raw(self, topic: contract.Topic, data: str) -> None:
+        self.publishers[topic.ros].publish(String(data=data))
+
+    def send(self, topic: contract.Topic, ts_ms: int | None = None, **fields: Any) -> None:
+        stamp = int(time.time() * 1000) if ts_ms is None else ts_ms
+        self.send_raw(topic, json.dumps(
+            {'schema_version': topic.schema, 'ts_ms': stamp, **fields}))
+
+    def heartbeats(self, hz: float = 5.0) -> AbstractContextManager[None]:
+        """Stream heartbeats, as the phone does, for the duration of the block."""
+        return self.stream(contract.HEARTBEAT, hz)
+
+    @contextmanager
+    def stream(self, topic: contract.Topic, hz: float, **fields: Any) -> Iterator[None]:
+        """Publish ``topic`` at ``hz`` for the duration of the block."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.is_set():
+                self.send(topic, **fields)
+                stop.wait(1.0 / hz)
+        thread = threading.Thread(target=beat, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
+    def wait_matched(self, expected: dict[contract.Topic, int], timeout: float = 10.0) -> None:
+        """Wait until each request publisher sees the expected number of subscribers."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            counts = {t: self.publishers[t.ros].get_subscription_count() for t in expected}
+            if all(counts[t] >= n for t, n in expected.items()):
+                return
+            time.sleep(0.05)
+        raise AssertionError(f'request topics not matched: {counts}')
+
+    # -- truth ---------------------------------------------------------------
+    def latest(self, topic: contract.Topic) -> Payload | None:
+        with self._cond:
+            records = self.history[topic.ros]
+            return records[-1][1] if records else None
+
+    def wait_for(self, topic: contract.Topic, predicate: Callable[[Payload], bool],
+                 timeout: float = 5.0, since: float = 0.0) -> Payload:
+        """First truth message (received after ``since``) that satisfies ``predicate``."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for received, payload in self.history[topic.ros]:
+                    if received >= since and predicate(payload):
+                        return payload
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    last = self.history[topic.ros][-1][1] if self.history[topic.ros] else None
+                    raise AssertionError(f'{topic.ros}: condition not met in {timeout}s; '
+                                         f'last: {last}')
+                self._cond.wait(remaining)
+
+    def messages(self, topic: contract.Topic, since: float = 0.0) -> list[Payload]:
+        with self._cond:
+            return [p for t, p in self.history[topic.ros] if t >= since]
+
+    def publishers_of(self, topic: contract.Topic) -> list[str]:
+        return sorted(info.node_name for info in
+                      self.node.get_publishers_info_by_topic(topic.ros))

@@ -1,0 +1,59 @@
+"""Seed 001's hard requirements on the running nodes: single authority, boot state."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from kilo_core import contract, schemas
+
+from conftest import Stack
+
+pytestmark = pytest.mark.ros
+
+
+def test_each_truth_topic_has_exactly_one_publisher_the_right_node(running: Stack) -> None:
+    probe = running.probe
+    assert probe.publishers_of(contract.STATE_SAFETY) == [contract.NODE_SAFETY_GATE]
+    assert probe.publishers_of(contract.STATE_SAFETY_MODEL) == [contract.NODE_SAFETY_GATE]
+    assert probe.publishers_of(contract.STATE_CONTROL) == [contract.NODE_CONTROL]
+    assert probe.publishers_of(contract.RELAY_STATUS) == [contract.NODE_RELAY_KILL]
+
+
+def test_boot_denies_locks_and_kills_within_three_seconds(stack: Stack) -> None:
+    started = time.monotonic()
+    stack.start(wait=False)
+    probe = stack.probe
+    gate = probe.wait_for(contract.STATE_SAFETY, lambda p: True, timeout=3.0)
+    control = probe.wait_for(contract.STATE_CONTROL, lambda p: True, timeout=3.0)
+    relay = probe.wait_for(contract.RELAY_STATUS, lambda p: True, timeout=3.0)
+    assert time.monotonic() - started < 3.0 + 0.5
+    assert gate['safe_to_move'] is False
+    assert gate['reason'] == 'OVERRIDE_REQUIRED'
+    assert control['locked'] is True
+    assert control['locked_reason'] == 'BOOT_LOCK'
+    assert control['applied'] == {'steer': 0.0, 'throttle': 0.0}
+    assert control['armed'] is False
+    assert relay['relay_killed'] is True
+    assert relay['relay_reason'] == 'BOOT_FAIL_CLOSED'
+
+
+def test_every_truth_message_matches_its_schema(running: Stack) -> None:
+    time.sleep(0.5)
+    probe = running.probe
+    for topic in (contract.STATE_SAFETY, contract.STATE_CONTROL, contract.RELAY_STATUS,
+                  contract.STATE_SAFETY_MODEL):
+        messages = probe.messages(topic)
+        assert messages, topic.ros
+        for payload in messages:
+            assert schemas.first_error(topic.schema, payload) is None, payload
+
+
+def test_truth_is_published_at_least_five_times_a_second(running: Stack) -> None:
+    start = time.monotonic()
+    time.sleep(2.0)
+    for topic in (contract.STATE_SAFETY, contract.STATE_CONTROL, contract.RELAY_STATUS):
+        count = len(running.probe.messages(topic, since=start))
+        assert count >= 2 * 5, f'{topic.ros}: {count} messages in 2 s'
+

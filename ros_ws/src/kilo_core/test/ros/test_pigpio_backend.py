@@ -1,0 +1,111 @@
+"""Control and relay through the real pigpio client against a pigpiod protocol double."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+from flows import drive, neutral, unlock
+import pytest
+
+from kilo_core import contract
+
+from conftest import Stack
+from pigpiod_double import PigpiodDouble
+
+pytestmark = pytest.mark.ros
+STEER_GPIO, THROTTLE_GPIO, RELAY_GPIO = 18, 13, 17
+
+
+def pigpio_config(stack: Stack, port: int, signal_kind: str = 'level') -> None:
+    stack.write_config(
+        f'pigpio:\n  port: {port}\n'
+        'control:\n  backend: pigpio\n  hw_retry_s: 0.5\n'
+        f'relay:\n  mode: rpi_gpio\n  signal: {signal_kind}\n  keepalive_hz: 20\n')
+
+
+def test_pulses_follow_applied_outputs_and_stop_writes_neutral(
+        stack: Stack, pigpiod: PigpiodDouble) -> None:
+    pigpio_config(stack, pigpiod.port)
+    stack.start()
+    stack.wait_ready()
+    probe = stack.probe
+    assert pigpiod.pulses == {STEER_GPIO: 1500, THROTTLE_GPIO: 1500}
+    assert pigpiod.levels[RELAY_GPIO] == 0, 'relay must boot de-energised'
+    with probe.heartbeats():
+        unlock(probe)
+        probe.wait_for(contract.RELAY_STATUS, lambda p: not p['relay_killed'])
+        assert pigpiod.levels[RELAY_GPIO] == 1
+        applied = drive(probe, -0.5, 0.5)
+        assert applied['pulses_us'] == {'steer': 1250, 'throttle': 1750}
+        assert pigpiod.pulses == {STEER_GPIO: 1250, THROTTLE_GPIO: 1750}
+        since = time.monotonic()
+        probe.send(contract.STOP)
+        probe.wait_for(contract.STATE_CONTROL, lambda p: p['locked'], since=since)
+    assert pigpiod.pulses == {STEER_GPIO: 1500, THROTTLE_GPIO: 1500}
+
+
+def test_sigterm_leaves_servo_and_esc_neutral(stack: Stack, pigpiod: PigpiodDouble) -> None:
+    pigpio_config(stack, pigpiod.port)
+    stack.start()
+    stack.wait_ready()
+    probe = stack.probe
+    with probe.heartbeats():
+        unlock(probe)
+        with probe.stream(contract.DRIVE, 20.0, steer=0.0, throttle=0.4):
+            probe.wait_for(contract.STATE_CONTROL, lambda p: p['armed'])
+            assert pigpiod.pulses[THROTTLE_GPIO] == 1700
+            assert stack.kill('control_pwm', signal.SIGTERM) == 0
+    assert pigpiod.servo_history(THROTTLE_GPIO)[-1] == 1500
+    assert pigpiod.servo_history(STEER_GPIO)[-1] == 1500
+
+
+def test_unreachable_pigpiod_locks_with_hw_fault_and_keeps_publishing(stack: Stack) -> None:
+    closed = PigpiodDouble()
+    port = closed.port
+    closed.stop()
+    pigpio_config(stack, port)
+    stack.start('control_pwm')
+    probe = stack.probe
+    control = probe.wait_for(contract.STATE_CONTROL, lambda p: p['locked_reason'] == 'HW_FAULT')
+    assert control['hw_ok'] is False and 'unreachable' in control['hw_error']
+    assert neutral(control)
+    start = time.monotonic()
+    time.sleep(1.0)
+    assert len(probe.messages(contract.STATE_CONTROL, since=start)) >= 5
+
+
+def test_pigpiod_death_mid_drive_locks_with_hw_fault(
+        stack: Stack, pigpiod: PigpiodDouble) -> None:
+    pigpio_config(stack, pigpiod.port)
+    stack.start()
+    stack.wait_ready()
+    probe = stack.probe
+    with probe.heartbeats():
+        unlock(probe)
+        with probe.stream(contract.DRIVE, 20.0, steer=0.0, throttle=0.4):
+            probe.wait_for(contract.STATE_CONTROL, lambda p: p['armed'])
+            since = time.monotonic()
+            pigpiod.stop()
+            control = probe.wait_for(contract.STATE_CONTROL,
+                                     lambda p: p['locked_reason'] == 'HW_FAULT', since=since)
+            relay = probe.wait_for(contract.RELAY_STATUS, lambda p: p['relay_killed'],
+                                   since=since)
+    assert neutral(control)
+    assert relay['relay_reason'] in ('HW_FAULT', 'CONTROL_HW_FAULT')
+
+
+def test_keepalive_relay_toggles_only_while_running(stack: Stack, pigpiod: PigpiodDouble) -> None:
+    pigpio_config(stack, pigpiod.port, signal_kind='keepalive')
+    stack.start()
+    stack.wait_ready()
+    time.sleep(0.5)
+    assert set(pigpiod.level_history(RELAY_GPIO)) == {0}, 'killed relay must not toggle'
+    probe = stack.probe
+    with probe.heartbeats():
+        unlock(probe)
+        probe.wait_for(contract.RELAY_STATUS, lambda p: not p['relay_killed'])
+        before = len(pigpiod.level_history(RELAY_GPIO))
+        time.sleep(1.0)
+        levels = pigpiod.level_history(RELAY_GPIO)[before:]
+    assert levels.count(1) >= 10 and levels.count(0) >= 10, levels
