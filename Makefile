@@ -13,6 +13,8 @@ export ROS_DOMAIN_ID ?= $(shell echo $$(( $$$$ % 200 + 20 )))
 # Keep DDS discovery on this machine (kilted and humble spell it differently).
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 export ROS_LOCALHOST_ONLY ?= 1
+# Fast DDS start-up announcements tuned so processes started together match at once.
+export FASTDDS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/config/fastdds/kilo7_dev.xml
 
 .PHONY: all system-deps venv lint test test-unit test-ros run clean
 

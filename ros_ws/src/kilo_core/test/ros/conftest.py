@@ -19,6 +19,8 @@ import pytest
 os.environ.setdefault('ROS_DOMAIN_ID', str(os.getpid() % 150 + 50))
 os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
 os.environ.setdefault('ROS_LOCALHOST_ONLY', '1')
+os.environ.setdefault('FASTDDS_DEFAULT_PROFILES_FILE', str(
+    Path(__file__).resolve().parents[5] / 'config' / 'fastdds' / 'kilo7_dev.xml'))
 
 import rclpy  # noqa: E402  (after the DDS environment is set)
 
