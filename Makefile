@@ -39,13 +39,16 @@ $(STAMP): requirements/dev.txt $(PKG)/setup.py | system-deps
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
+# pytest exits 5 when it collects nothing; an empty selection is a broken suite here.
+PYTEST = $(PY) -m pytest $(1) || { rc=$$?; [ $$rc -eq 5 ] && echo "pytest: no tests for $(1)" >&2; exit $$rc; }
+
 # Pure core without ROS, with the branch-coverage gate on kilo_core.core.
 test-unit: $(STAMP)
-	$(PY) -m pytest -m 'not ros' --cov --cov-report=term-missing --cov-fail-under=95
+	$(call PYTEST,-m 'not ros' --cov --cov-report=term-missing --cov-fail-under=95)
 
 # Real nodes on real rclpy + Fast DDS.
 test-ros: $(STAMP)
-	$(PY) -m pytest -m ros
+	$(call PYTEST,-m ros)
 
 test: lint test-unit test-ros
 
