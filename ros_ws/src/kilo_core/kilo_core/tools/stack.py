@@ -8,12 +8,14 @@ pipe. Ctrl-C or SIGTERM stops everything cleanly; a node that dies stops the sta
 from __future__ import annotations
 
 from collections.abc import Callable
+import ctypes
 import json
 import os
 from pathlib import Path
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import rclpy
@@ -29,24 +31,31 @@ NODES = ('safety_gate', 'control_pwm', 'relay_kill')
 REDRAW_S = 0.2
 
 
-class Stopped(Exception):
-    """SIGINT or SIGTERM: stop the stack."""
+# Set by SIGINT/SIGTERM; the main loop polls it, so a signal never interrupts start-up
+# half-way (a raise inside rclpy.init or Popen could orphan the nodes).
+STOP = threading.Event()
+PR_SET_PDEATHSIG = 1
 
 
-def _stop(signum: int, _frame: object) -> None:
-    raise Stopped(signal.Signals(signum).name)
+def _request_stop(_signum: int, _frame: object) -> None:
+    STOP.set()
 
 
-def start_nodes(log_dir: Path) -> dict[str, subprocess.Popen]:
+def _die_with_parent() -> None:
+    """In the child before exec: the kernel sends SIGTERM if the launcher dies."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def start_nodes(log_dir: Path, procs: dict[str, subprocess.Popen]) -> None:
+    """Start each node into ``procs`` (filled as it goes, so a stop mid-way cleans up)."""
     log_dir.mkdir(parents=True, exist_ok=True)
     bin_dir = Path(sys.executable).parent
-    procs = {}
     for node in NODES:
         with (log_dir / f'{node}.log').open('w') as log:
             procs[node] = subprocess.Popen(
                 [str(bin_dir / node)], stdout=log, stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
                 env=dict(os.environ, PYTHONUNBUFFERED='1', RCUTILS_COLORIZED_OUTPUT='0'))
-    return procs
 
 
 def stop_nodes(procs: dict[str, subprocess.Popen]) -> None:
@@ -89,20 +98,22 @@ class TruthView:
 def main() -> int:
     log_dir = Path(os.environ.get('KILO_RUN_DIR', 'run')) / 'logs'
     live = sys.stdout.isatty()
-    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, _stop)
-    print(f'KILO.7 stack: ROS_DOMAIN_ID={os.environ.get("ROS_DOMAIN_ID", "0")}, '
-          f'sim backend, logs in {log_dir}/', flush=True)
-    # The view joins the DDS graph first: nodes that start after it are discovered at
-    # once, while a late joiner waits for the next periodic announcement (~3 s).
-    node = Node('kilo_truth_view')
-    view = TruthView(node, live)
-    procs = start_nodes(log_dir)
+        signal.signal(signum, _request_stop)
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
+    procs: dict[str, subprocess.Popen] = {}
+    node: Node | None = None
     exit_code = 0
     try:
+        print(f'KILO.7 stack: ROS_DOMAIN_ID={os.environ.get("ROS_DOMAIN_ID", "0")}, '
+              f'sim backend, logs in {log_dir}/', flush=True)
+        # The view joins the DDS graph first: nodes that start after it are discovered
+        # at once, while a late joiner waits for the next periodic announcement (~3 s).
+        node = Node('kilo_truth_view')
+        view = TruthView(node, live)
+        start_nodes(log_dir, procs)
         next_draw = 0.0
-        while True:
+        while not STOP.is_set():
             rclpy.spin_once(node, timeout_sec=0.05)
             dead = [name for name, proc in procs.items() if proc.poll() is not None]
             if dead:
@@ -112,13 +123,12 @@ def main() -> int:
             if live and time.monotonic() >= next_draw:
                 view.redraw()
                 next_draw = time.monotonic() + REDRAW_S
-    except Stopped:
+    except BrokenPipeError:
         pass
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, signal.SIG_IGN)
         stop_nodes(procs)
-        node.destroy_node()
+        if node is not None:
+            node.destroy_node()
         rclpy.try_shutdown()
     print('KILO.7 stack stopped', flush=True)
     return exit_code
