@@ -8,7 +8,6 @@ pipe. Ctrl-C or SIGTERM stops everything cleanly; a node that dies stops the sta
 from __future__ import annotations
 
 from collections.abc import Callable
-import ctypes
 import json
 import os
 from pathlib import Path
@@ -25,49 +24,18 @@ from std_msgs.msg import String
 
 from kilo_core import contract
 from kilo_core.node_shell import TRUTH_SUB_QOS
+from kilo_core.tools.processes import EXECUTABLES, start_node, stop_nodes
 from kilo_core.tools.truth_view import CHANGE_TOPICS, render, summarize, VIEW_TOPICS
 
-NODES = ('safety_gate', 'control_pwm', 'relay_kill')
 REDRAW_S = 0.2
-
 
 # Set by SIGINT/SIGTERM; the main loop polls it, so a signal never interrupts start-up
 # half-way (a raise inside rclpy.init or Popen could orphan the nodes).
 STOP = threading.Event()
-PR_SET_PDEATHSIG = 1
 
 
 def _request_stop(_signum: int, _frame: object) -> None:
     STOP.set()
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: the kernel sends SIGTERM if the launcher dies."""
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def start_nodes(log_dir: Path, procs: dict[str, subprocess.Popen]) -> None:
-    """Start each node into ``procs`` (filled as it goes, so a stop mid-way cleans up)."""
-    log_dir.mkdir(parents=True, exist_ok=True)
-    bin_dir = Path(sys.executable).parent
-    for node in NODES:
-        with (log_dir / f'{node}.log').open('w') as log:
-            procs[node] = subprocess.Popen(
-                [str(bin_dir / node)], stdout=log, stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,
-                env=dict(os.environ, PYTHONUNBUFFERED='1', RCUTILS_COLORIZED_OUTPUT='0'))
-
-
-def stop_nodes(procs: dict[str, subprocess.Popen]) -> None:
-    for proc in procs.values():
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    for proc in procs.values():
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 class TruthView:
@@ -111,7 +79,9 @@ def main() -> int:
         # at once, while a late joiner waits for the next periodic announcement (~3 s).
         node = Node('kilo_truth_view')
         view = TruthView(node, live)
-        start_nodes(log_dir, procs)
+        log_dir.mkdir(parents=True, exist_ok=True)
+        for name in EXECUTABLES:
+            procs[name] = start_node(name, log_dir / f'{name}.log')
         next_draw = 0.0
         while not STOP.is_set():
             rclpy.spin_once(node, timeout_sec=0.05)
@@ -126,7 +96,7 @@ def main() -> int:
     except BrokenPipeError:
         pass
     finally:
-        stop_nodes(procs)
+        stop_nodes(procs.values())
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()

@@ -11,7 +11,6 @@ import os
 from pathlib import Path
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -25,22 +24,17 @@ os.environ.setdefault('FASTDDS_DEFAULT_PROFILES_FILE', str(
 import rclpy  # noqa: E402  (after the DDS environment is set)
 
 from kilo_core import contract  # noqa: E402
+from kilo_core.tools.processes import EXECUTABLES, start_node, stop_nodes  # noqa: E402
 
 from pigpiod_double import PigpiodDouble  # noqa: E402
 from probe import Probe  # noqa: E402
 
-NODES = {
-    'safety_gate': contract.STATE_SAFETY,
-    'control_pwm': contract.STATE_CONTROL,
-    'relay_kill': contract.RELAY_STATUS,
-}
+# The truth each node publishes, which shows it is up.
+NODES = dict(zip(EXECUTABLES, (contract.STATE_SAFETY, contract.STATE_CONTROL,
+                               contract.RELAY_STATUS), strict=True))
 # Request topics and how many node subscriptions each has in the full stack.
 MATCHES = {contract.DRIVE: 2, contract.STOP: 2, contract.HEARTBEAT: 2, contract.UNLOCK: 2,
            contract.CLEAR_STOP: 1, contract.INTENT: 2, contract.PHONE_IMU: 1}
-
-def executable(node: str) -> str:
-    """The console-script entry point installed beside this Python (what ros2 run runs)."""
-    return str(Path(sys.executable).parent / node)
 
 class Stack:
     """The running node processes of one test."""
@@ -58,19 +52,14 @@ class Stack:
         return self.config_path
 
     def start(self, *nodes: str, wait: bool = True) -> None:
-        for node in nodes or tuple(NODES):
-            args = [executable(node)]
-            if self.config_path is not None:
-                args += ['--ros-args', '-p', f'config:={self.config_path}']
-            log = self.tmp_path / f'{node}.log'
-            self.logs[node] = log
-            env = dict(os.environ, PYTHONUNBUFFERED='1', RCUTILS_COLORIZED_OUTPUT='0',
-                       ROS_LOG_DIR=str(self.tmp_path / 'ros_log'))
-            with log.open('w') as output:
-                self.procs[node] = subprocess.Popen(
-                    args, stdout=output, stderr=subprocess.STDOUT, env=env)
+        ros_args = []
+        if self.config_path is not None:
+            ros_args = ['--ros-args', '-p', f'config:={self.config_path}']
+        for node in nodes or EXECUTABLES:
+            self.logs[node] = self.tmp_path / f'{node}.log'
+            self.procs[node] = start_node(node, self.logs[node], ros_args)
         if wait:
-            for node in nodes or tuple(NODES):
+            for node in nodes or EXECUTABLES:
                 self.probe.wait_for(NODES[node], lambda _: True, timeout=15.0,
                                     since=time.monotonic())
 
@@ -87,15 +76,8 @@ class Stack:
         return self.logs[node].read_text(encoding='utf-8', errors='replace')
 
     def stop_all(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_nodes(self.procs.values())
+
 
 @pytest.fixture(scope='session')
 def probe() -> Iterator[Probe]:
@@ -106,7 +88,8 @@ def probe() -> Iterator[Probe]:
     rclpy.try_shutdown()
 
 @pytest.fixture
-def stack(tmp_path: Path, probe: Probe) -> Iterator[Stack]:
+def stack(tmp_path: Path, probe: Probe, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    monkeypatch.setenv('ROS_LOG_DIR', str(tmp_path / 'ros_log'))
     probe.clear()
     stack = Stack(tmp_path, probe)
     yield stack

@@ -1,0 +1,48 @@
+"""Starting and stopping the node processes, for `make run` and the ROS tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+import ctypes
+import os
+from pathlib import Path
+import signal
+import subprocess
+import sys
+
+# The console scripts setup.py installs (what `ros2 run kilo_core <NODE>` runs).
+EXECUTABLES = ('safety_gate', 'control_pwm', 'relay_kill')
+PR_SET_PDEATHSIG = 1
+
+
+def executable(name: str) -> str:
+    """The node's console script installed beside this Python."""
+    return str(Path(sys.executable).parent / name)
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: the kernel sends SIGTERM if the parent dies."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def start_node(name: str, log_path: Path, ros_args: Sequence[str] = ()) -> subprocess.Popen:
+    """Start one node with its output (unbuffered, uncoloured) in ``log_path``."""
+    env = dict(os.environ, PYTHONUNBUFFERED='1', RCUTILS_COLORIZED_OUTPUT='0')
+    with log_path.open('w') as log:
+        return subprocess.Popen(
+            [executable(name), *ros_args], stdout=log, stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent, env=env)
+
+
+def stop_nodes(procs: Iterable[subprocess.Popen], timeout: float = 10.0) -> None:
+    """SIGTERM every running node (they write safe outputs on it), then wait; kill stragglers."""
+    procs = list(procs)
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
