@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 import time
 
 from kilo_core import contract
@@ -39,3 +41,22 @@ def drive(probe: Probe, steer: float, throttle: float, **extra: object) -> Paylo
 
 def neutral(payload: Payload) -> bool:
     return payload['applied'] == {'steer': 0.0, 'throttle': 0.0} and not payload['armed']
+
+
+def unlock_verdicts(probe: Probe) -> tuple[Payload, Payload]:
+    """Send unlock; return the gate's and Control's truth once both report a verdict."""
+    since = time.monotonic()
+    probe.send(contract.UNLOCK)
+    gate = probe.wait_for(contract.STATE_SAFETY,
+                          lambda p: p['last_unlock_result'] is not None, since=since)
+    control = probe.wait_for(contract.STATE_CONTROL,
+                             lambda p: p['last_unlock_result'] is not None, since=since)
+    return gate, control
+
+
+@contextmanager
+def driving(probe: Probe, throttle: float) -> Iterator[None]:
+    """Hold the throttle (drives at 20 Hz) and wait until Control is armed."""
+    with probe.stream(contract.DRIVE, 20.0, steer=0.0, throttle=throttle):
+        probe.wait_for(contract.STATE_CONTROL, lambda p: p['armed'], since=time.monotonic())
+        yield

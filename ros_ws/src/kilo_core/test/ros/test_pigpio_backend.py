@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import time
 
-from flows import drive, neutral, unlock
+from flows import drive, driving, neutral, unlock
 import pytest
 
 from kilo_core import contract
@@ -24,12 +24,18 @@ def pigpio_config(stack: Stack, port: int, signal_kind: str = 'level') -> None:
         f'relay:\n  mode: rpi_gpio\n  signal: {signal_kind}\n  keepalive_hz: 20\n')
 
 
-def test_pulses_follow_applied_outputs_and_stop_writes_neutral(
-        stack: Stack, pigpiod: PigpiodDouble) -> None:
+@pytest.fixture
+def pigpio_stack(stack: Stack, pigpiod: PigpiodDouble) -> Stack:
+    """The three nodes on the pigpio backends (level relay), up and matched."""
     pigpio_config(stack, pigpiod.port)
     stack.start()
     stack.wait_ready()
-    probe = stack.probe
+    return stack
+
+
+def test_pulses_follow_applied_outputs_and_stop_writes_neutral(
+        pigpio_stack: Stack, pigpiod: PigpiodDouble) -> None:
+    probe = pigpio_stack.probe
     assert pigpiod.pulses == {STEER_GPIO: 1500, THROTTLE_GPIO: 1500}
     assert pigpiod.levels[RELAY_GPIO] == 0, 'relay must boot de-energised'
     with probe.heartbeats():
@@ -45,17 +51,14 @@ def test_pulses_follow_applied_outputs_and_stop_writes_neutral(
     assert pigpiod.pulses == {STEER_GPIO: 1500, THROTTLE_GPIO: 1500}
 
 
-def test_sigterm_leaves_servo_and_esc_neutral(stack: Stack, pigpiod: PigpiodDouble) -> None:
-    pigpio_config(stack, pigpiod.port)
-    stack.start()
-    stack.wait_ready()
-    probe = stack.probe
+def test_sigterm_leaves_servo_and_esc_neutral(
+        pigpio_stack: Stack, pigpiod: PigpiodDouble) -> None:
+    probe = pigpio_stack.probe
     with probe.heartbeats():
         unlock(probe)
-        with probe.stream(contract.DRIVE, 20.0, steer=0.0, throttle=0.4):
-            probe.wait_for(contract.STATE_CONTROL, lambda p: p['armed'])
+        with driving(probe, 0.4):
             assert pigpiod.pulses[THROTTLE_GPIO] == 1700
-            assert stack.kill('control_pwm', signal.SIGTERM) == 0
+            assert pigpio_stack.kill('control_pwm', signal.SIGTERM) == 0
     assert pigpiod.servo_history(THROTTLE_GPIO)[-1] == 1500
     assert pigpiod.servo_history(STEER_GPIO)[-1] == 1500
 
@@ -76,15 +79,11 @@ def test_unreachable_pigpiod_locks_with_hw_fault_and_keeps_publishing(stack: Sta
 
 
 def test_pigpiod_death_mid_drive_locks_with_hw_fault(
-        stack: Stack, pigpiod: PigpiodDouble) -> None:
-    pigpio_config(stack, pigpiod.port)
-    stack.start()
-    stack.wait_ready()
-    probe = stack.probe
+        pigpio_stack: Stack, pigpiod: PigpiodDouble) -> None:
+    probe = pigpio_stack.probe
     with probe.heartbeats():
         unlock(probe)
-        with probe.stream(contract.DRIVE, 20.0, steer=0.0, throttle=0.4):
-            probe.wait_for(contract.STATE_CONTROL, lambda p: p['armed'])
+        with driving(probe, 0.4):
             since = time.monotonic()
             pigpiod.stop()
             control = probe.wait_for(contract.STATE_CONTROL,

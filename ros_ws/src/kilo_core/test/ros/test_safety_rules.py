@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from flows import drive, neutral, unlock, wait_heartbeat_seen
+from flows import drive, neutral, unlock, unlock_verdicts, wait_heartbeat_seen
 import pytest
 
 from kilo_core import contract
@@ -96,13 +96,7 @@ def test_heartbeat_loss_locks_and_does_not_clear_when_it_returns(running: Stack)
 
 
 def test_unlock_is_ignored_while_heartbeat_is_stale(running: Stack) -> None:
-    probe = running.probe
-    since = time.monotonic()
-    probe.send(contract.UNLOCK)
-    gate = probe.wait_for(contract.STATE_SAFETY,
-                          lambda p: p['last_unlock_result'] is not None, since=since)
-    control = probe.wait_for(contract.STATE_CONTROL,
-                             lambda p: p['last_unlock_result'] is not None, since=since)
+    gate, control = unlock_verdicts(running.probe)
     assert gate['last_unlock_result'] == 'REFUSED_HEARTBEAT_STALE'
     assert gate['reason'] == 'OVERRIDE_REQUIRED'
     assert control['last_unlock_result'] == 'REFUSED_HEARTBEAT_STALE'
@@ -114,12 +108,7 @@ def test_unlock_is_refused_while_throttle_is_held(running: Stack) -> None:
     with probe.heartbeats(), probe.stream(contract.DRIVE, 20.0, steer=0.0, throttle=0.6):
         wait_heartbeat_seen(probe)
         time.sleep(0.2)
-        since = time.monotonic()
-        probe.send(contract.UNLOCK)
-        gate = probe.wait_for(contract.STATE_SAFETY,
-                              lambda p: p['last_unlock_result'] is not None, since=since)
-        control = probe.wait_for(contract.STATE_CONTROL,
-                                 lambda p: p['last_unlock_result'] is not None, since=since)
+        gate, control = unlock_verdicts(probe)
     assert gate['last_unlock_result'] == 'REFUSED_DRIVE_NOT_NEUTRAL'
     assert gate['safe_to_move'] is False
     assert control['last_unlock_result'] == 'REFUSED_DRIVE_NOT_NEUTRAL'
