@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from kilo_core import contract, schemas
@@ -45,3 +47,23 @@ def test_unlock_result_enum_matches_code() -> None:
 def test_intent_enum_matches_code() -> None:
     enum = schemas.load('cmd_intent_v1')['properties']['intent']['enum']
     assert enum == [intent.value for intent in contract.Intent]
+
+
+CONTRACT_DOC = Path(__file__).resolve().parents[4] / 'docs' / 'INTERFACE_CONTRACTS.md'
+
+
+@pytest.mark.parametrize('topic', contract.ALL_TOPICS, ids=lambda t: t.schema)
+def test_contract_doc_lists_every_topic_with_its_schema(topic: contract.Topic) -> None:
+    rows = [line for line in CONTRACT_DOC.read_text(encoding='utf-8').splitlines()
+            if line.startswith('|') and f'`{topic.schema}`' in line]
+    assert rows, f'{topic.schema} missing from the topic table'
+    for name in (topic.mqtt, topic.ros):
+        if name is not None:
+            assert any(f'`{name}`' in row for row in rows), (name, rows)
+
+
+@pytest.mark.parametrize('code', [
+    *GateReason, *LockReason, *RelayReason, *UnlockResult, *contract.RejectReason],
+    ids=lambda code: f'{type(code).__name__}.{code.value}')
+def test_contract_doc_names_every_reason_code(code: str) -> None:
+    assert f'`{code.value}`' in CONTRACT_DOC.read_text(encoding='utf-8'), code.value
