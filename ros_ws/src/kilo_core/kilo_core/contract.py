@@ -66,11 +66,20 @@ ALL_TOPICS: tuple[Topic, ...] = (
     HEALTH, ALERTS, RELAY_STATUS,
 )
 
+# MQTT subscriptions that cover every request topic (the phone's whole namespace).
+REQUEST_FILTERS = ('kilo/cmd/#', 'kilo/ui/#', 'kilo/phone/#')
+
 # ROS node names: the seed's verification expects exactly these publishers.
 NODE_SAFETY_GATE = 'kilo_safety_gate'
 NODE_CONTROL = 'kilo_control_pwm'
 NODE_RELAY_KILL = 'kilo_relay_kill'
 NODE_MQTT_BRIDGE = 'kilo_mqtt_bridge'
+
+# Each motion truth topic and the one node allowed to publish it (seed 001, Req. 1 and 2).
+TRUTH_AUTHORITY: dict[Topic, str] = {
+    STATE_SAFETY: NODE_SAFETY_GATE,
+    STATE_CONTROL: NODE_CONTROL,
+}
 
 
 class GateReason(str, Enum):
@@ -133,6 +142,36 @@ class Intent(str, Enum):
     STATUS = 'STATUS'
 
 
+class Mode(str, Enum):
+    """Operating modes (cmd_intent_v1, ui_mode_request_v1, state_system_v1)."""
+
+    MANUAL = 'manual'
+    ROAM = 'roam'
+    MAPPING = 'mapping'
+
+
+class AlertLevel(str, Enum):
+    """alert_v1 levels."""
+
+    INFO = 'INFO'
+    WARN = 'WARN'
+    CRITICAL = 'CRITICAL'
+
+
+class AlertCode(str, Enum):
+    """alert_v1 codes. Additive only."""
+
+    SAFETY_DENY = 'SAFETY_DENY'
+    SAFETY_OK = 'SAFETY_OK'
+    LOCKOUT = 'LOCKOUT'
+    RELAY_KILLED = 'RELAY_KILLED'
+    NODE_STALE = 'NODE_STALE'
+    NODE_BACK = 'NODE_BACK'
+    REJECTED_INPUT_BURST = 'REJECTED_INPUT_BURST'
+    INTENT_NOT_AVAILABLE = 'INTENT_NOT_AVAILABLE'
+    MODE_CHANGED = 'MODE_CHANGED'
+
+
 class RejectReason(str, Enum):
     """Why a request was dropped at a boundary (counted and logged)."""
 
@@ -145,6 +184,8 @@ class RejectReason(str, Enum):
     SCHEMA_MISMATCH = 'SCHEMA_MISMATCH'
     MISSING_TS = 'MISSING_TS'
     INVALID_FIELD = 'INVALID_FIELD'
+    RETAINED = 'RETAINED'
+    UNKNOWN_TOPIC = 'UNKNOWN_TOPIC'
 
 
 class ModelReason(str, Enum):
@@ -154,6 +195,9 @@ class ModelReason(str, Enum):
     INVALID_INPUT = 'INVALID_INPUT'
     PARAM_MISSING = 'PARAM_MISSING'
 
+
+# health_v1 `reason` when the bridge is gone (its last will, or a clean stop).
+BRIDGE_OFFLINE = 'BRIDGE_OFFLINE'
 
 # Exactly 0.0: the contract's neutral throttle (and steer) definition.
 NEUTRAL = 0.0

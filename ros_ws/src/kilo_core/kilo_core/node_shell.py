@@ -22,6 +22,7 @@ from std_msgs.msg import String
 from kilo_core import contract
 from kilo_core.core import config as config_core
 from kilo_core.core.requests import Accepted, validate
+from kilo_core.core.telemetry import change_key
 
 # Truth is "retained": late joiners get the last value (transient local, depth 1).
 TRUTH_QOS = QoSProfile(
@@ -32,10 +33,6 @@ REQUEST_QOS = QoSProfile(
 # Consumers of truth want only live samples: volatile is compatible with both publishers.
 TRUTH_SUB_QOS = QoSProfile(
     depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
-
-# Fields that change continuously; a change in them alone does not trigger a publish.
-VOLATILE_FIELDS = frozenset(
-    {'ts_ms', 'hb_age_ms', 'imu_age_ms', 'last_cmd_age_ms', 'imu_tilt_deg', 'imu_accel_g'})
 
 
 def monotonic() -> float:
@@ -89,7 +86,7 @@ class TruthPublisher:
         self.published = 0
 
     def publish(self, payload: dict[str, Any], force: bool = False) -> bool:
-        key = {k: v for k, v in payload.items() if k not in VOLATILE_FIELDS}
+        key = change_key(payload)
         if not force and key == self._last_key:
             return False
         self._last_key = key

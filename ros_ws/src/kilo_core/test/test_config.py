@@ -45,6 +45,9 @@ def test_load_empty_override_keeps_defaults(tmp_path: Path) -> None:
     ('safety:\n  rollover_hysteresis_deg: 70\n', 'safety.rollover_hysteresis_deg', 'below'),
     ('safety:\n  impact_hysteresis_g: 5\n', 'safety.impact_hysteresis_g', 'below'),
     ('control:\n  steer:\n    gpio: 13\n', 'control.throttle.gpio', 'share'),
+    ('mqtt:\n  reconnect_min_s: 10\n', 'mqtt.reconnect_max_s', 'reconnect_min_s'),
+    ('mqtt:\n  port: 0\n', 'mqtt.port', 'minimum'),
+    ('mqtt:\n  tls:\n    enabled: yes please\n', 'mqtt.tls.enabled', 'boolean'),
     ('- a\n- b\n', '<root>', 'mapping'),
     ('ttl: [1\n', '<root>', 'YAML'),
 ])
@@ -64,3 +67,22 @@ def test_load_unreadable_file_names_it(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match='cannot read') as info:
         config_core.load(missing)
     assert info.value.source == missing
+
+
+def test_mqtt_environment_overrides_the_broker_settings() -> None:
+    mqtt = config_core.load().mqtt
+    env = {'KILO_MQTT_HOST': 'broker.lan', 'KILO_MQTT_PORT': '8883',
+           'KILO_MQTT_USERNAME': 'robot', 'KILO_MQTT_PASSWORD': 's3cret'}
+    changed = config_core.mqtt_from_env(mqtt, env)
+    assert (changed.host, changed.port, changed.username, changed.password) == (
+        'broker.lan', 8883, 'robot', 's3cret')
+    assert changed.client_id == mqtt.client_id
+    # Empty variables (as an env file with `KILO_MQTT_HOST=` sets them) mean unset.
+    assert config_core.mqtt_from_env(mqtt, {'KILO_MQTT_HOST': ''}) == mqtt
+
+
+@pytest.mark.parametrize('port', ['0', '65536', 'http', '-1'])
+def test_mqtt_environment_rejects_a_bad_port(port: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        config_core.mqtt_from_env(config_core.load().mqtt, {'KILO_MQTT_PORT': port})
+    assert info.value.key == 'KILO_MQTT_PORT'

@@ -89,3 +89,13 @@ def test_validate_rejection_detail_names_the_field() -> None:
         {'schema_version': DRIVE.schema, 'ts_ms': 1, 'steer': 0, 'throttle': 2}))
     assert isinstance(verdict, Rejected)
     assert verdict.detail.startswith('throttle:')
+
+
+def test_validate_runs_the_normalizer_between_envelope_and_schema() -> None:
+    raw = payload(DRIVE, steer=0.0, throttle=3.0)
+    assert isinstance(validate(DRIVE.schema, raw), Rejected)
+    halved = validate(DRIVE.schema, raw, lambda body: {**body, 'throttle': body['throttle'] / 3})
+    assert isinstance(halved, Accepted) and halved.payload['throttle'] == 1.0
+    refused = validate(DRIVE.schema, raw, lambda _body: 'no thanks')
+    assert isinstance(refused, Rejected)
+    assert (refused.reason, refused.detail) == (RejectReason.INVALID_FIELD, 'no thanks')

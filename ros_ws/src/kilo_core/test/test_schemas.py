@@ -63,7 +63,17 @@ def test_contract_doc_lists_every_topic_with_its_schema(topic: contract.Topic) -
 
 
 @pytest.mark.parametrize('code', [
-    *GateReason, *LockReason, *RelayReason, *UnlockResult, *contract.RejectReason],
+    *GateReason, *LockReason, *RelayReason, *UnlockResult, *contract.RejectReason,
+    *contract.AlertCode],
     ids=lambda code: f'{type(code).__name__}.{code.value}')
 def test_contract_doc_names_every_reason_code(code: str) -> None:
     assert f'`{code.value}`' in CONTRACT_DOC.read_text(encoding='utf-8'), code.value
+
+
+def test_alert_levels_and_modes_match_code() -> None:
+    assert schemas.load('alert_v1')['properties']['level']['enum'] == [
+        level.value for level in contract.AlertLevel]
+    modes = [mode.value for mode in contract.Mode]
+    assert schemas.load('state_system_v1')['properties']['mode']['enum'] == modes
+    assert schemas.load('ui_mode_request_v1')['properties']['mode']['enum'] == modes
+    assert schemas.load('cmd_intent_v1')['properties']['mode']['enum'] == modes

@@ -7,7 +7,8 @@ node with a bad config refuses to start instead of driving with a guess.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,34 @@ class SafetyConfig:
 class PigpioConfig:
     host: str
     port: int
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    enabled: bool
+    ca_file: str
+    cert_file: str
+    key_file: str
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    host: str
+    port: int
+    client_id: str
+    username: str
+    password: str
+    keepalive_s: int
+    reconnect_min_s: float
+    reconnect_max_s: float
+    tls: TlsConfig
+    truth_refresh_hz: float
+    health_hz: float
+    system_hz: float
+    intent_debounce_ms: int
+    alert_min_interval_s: float
+    reject_burst_count: int
+    reject_burst_window_s: float
 
 
 @dataclass(frozen=True)
@@ -113,6 +142,7 @@ class Config:
     publish: PublishConfig
     safety: SafetyConfig
     pigpio: PigpioConfig
+    mqtt: MqttConfig
     control: ControlConfig
     relay: RelayConfig
     safety_model: SafetyModelConfig
@@ -166,6 +196,8 @@ def _check_ordering(config: Config) -> None:
          'safety.rollover_hysteresis_deg', 'must be below safety.rollover_tilt_deg'),
         (safety.impact_hysteresis_g < safety.impact_accel_g_threshold,
          'safety.impact_hysteresis_g', 'must be below safety.impact_accel_g_threshold'),
+        (config.mqtt.reconnect_min_s <= config.mqtt.reconnect_max_s, 'mqtt.reconnect_max_s',
+         'must not be below mqtt.reconnect_min_s'),
         (config.control.steer.gpio != config.control.throttle.gpio, 'control.throttle.gpio',
          'steer and throttle cannot share a GPIO'),
     )
@@ -178,12 +210,14 @@ def build(document: dict[str, Any], source: str) -> Config:
     """Validate a merged config document and turn it into a Config."""
     _check_schema(document, source)
     control = document['control']
+    mqtt = document['mqtt']
     model = document['safety_model']
     config = Config(
         ttl=TtlConfig(**document['ttl']),
         publish=PublishConfig(**document['publish']),
         safety=SafetyConfig(**document['safety']),
         pigpio=PigpioConfig(**document['pigpio']),
+        mqtt=MqttConfig(**{**mqtt, 'tls': TlsConfig(**mqtt['tls'])}),
         control=ControlConfig(
             backend=control['backend'], hw_retry_s=control['hw_retry_s'],
             steer=SteerConfig(**control['steer']),
@@ -214,3 +248,26 @@ def load(override_path: str | None = None) -> Config:
         source = override_path
         document = merge(document, parse_yaml(_read(Path(override_path)), source))
     return build(document, source)
+
+
+# Environment variables that override the broker settings (the unit's env files set them).
+MQTT_ENV = {
+    'KILO_MQTT_HOST': 'host', 'KILO_MQTT_PORT': 'port',
+    'KILO_MQTT_USERNAME': 'username', 'KILO_MQTT_PASSWORD': 'password',
+}
+
+
+def mqtt_from_env(mqtt: MqttConfig, env: Mapping[str, str]) -> MqttConfig:
+    """The broker settings with the KILO_MQTT_* environment applied (empty means unset)."""
+    changes: dict[str, str | int] = {}
+    for variable, key in MQTT_ENV.items():
+        value = env.get(variable, '')
+        if not value:
+            continue
+        if key == 'port':
+            if not value.isdigit() or not 1 <= int(value) <= 65535:
+                raise ConfigError('environment', variable, f'{value!r} is not a TCP port')
+            changes[key] = int(value)
+        else:
+            changes[key] = value
+    return replace(mqtt, **changes)

@@ -8,6 +8,7 @@ The sender's ts_ms is checked for presence only: staleness is never computed fro
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 import json
 import math
@@ -107,11 +108,26 @@ def check_envelope(schema_version: str, payload: dict[str, Any]) -> None:
         raise _Reject(RejectReason.MISSING_TS, f'ts_ms must be an integer, got {ts_ms!r}')
 
 
-def validate(schema_version: str, raw: bytes | str) -> Accepted | Rejected:
-    """Parse and validate one request payload against its schema."""
+Normalizer = Callable[[dict[str, Any]], dict[str, Any] | str]
+
+
+def validate(
+        schema_version: str, raw: bytes | str,
+        normalize: Normalizer | None = None) -> Accepted | Rejected:
+    """Parse and validate one request payload against its schema.
+
+    ``normalize`` runs after the envelope check and before the schema: it returns the
+    payload to validate (the bridge clamps ranges there) or a string saying why the
+    payload is invalid.
+    """
     try:
         payload = parse_json(raw)
         check_envelope(schema_version, payload)
+        if normalize is not None:
+            normalized = normalize(payload)
+            if isinstance(normalized, str):
+                raise _Reject(RejectReason.INVALID_FIELD, normalized)
+            payload = normalized
         problem = schemas.first_error(schema_version, payload)
         if problem is not None:
             raise _Reject(RejectReason.INVALID_FIELD, problem)

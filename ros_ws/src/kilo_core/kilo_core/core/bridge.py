@@ -1,0 +1,107 @@
+"""The MQTT bridge's inbound rules: which phone messages reach ROS, and in what form.
+
+The bridge validates and forwards; it never decides anything about safety. A message
+is forwarded only if it arrived live (not retained), on a contract request topic, and
+is a valid request of that topic's schema after steer/throttle are clamped to [-1, 1].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from kilo_core import contract
+from kilo_core.contract import Intent, Kind, RejectReason
+from kilo_core.core.requests import Accepted, validate
+
+# MQTT request topic -> its contract entry (ROS topic and schema).
+ROUTES: dict[str, contract.Topic] = {
+    topic.mqtt: topic for topic in contract.ALL_TOPICS
+    if topic.kind is Kind.REQUEST and topic.mqtt is not None}
+DRIVE_RANGE_FIELDS = ('steer', 'throttle')
+# Intents whose meaning lives in the gate and Control; the bridge only forwards them.
+SAFETY_INTENTS = frozenset({Intent.STOP.value, Intent.UNLOCK_REQUEST.value})
+# Phase 5-6 intents: valid requests, but nothing on the robot implements them yet.
+RESERVED_INTENTS = frozenset({
+    Intent.ROAM_START.value, Intent.ROAM_STOP.value,
+    Intent.MAPPING_START.value, Intent.MAPPING_STOP.value})
+
+
+@dataclass(frozen=True)
+class Forward:
+    """Publish ``payload`` on ``topic.ros``; ``clamped`` names the fields clamped."""
+
+    topic: contract.Topic
+    payload: dict[str, Any]
+    clamped: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Drop:
+    """Do not forward: a stable reason code and a detail for the log."""
+
+    mqtt_topic: str
+    reason: RejectReason
+    detail: str
+
+
+def clamp_drive(payload: dict[str, Any]) -> dict[str, Any] | str:
+    """Clamp steer/throttle into [-1, 1]; a non-number is invalid, never clamped.
+
+    NaN and infinities never get here: the strict parser rejects them first.
+    """
+    clamped = dict(payload)
+    for field in DRIVE_RANGE_FIELDS:
+        if field not in payload:
+            continue  # the schema reports the missing field
+        value = payload[field]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f'{field}: {value!r} is not a number'
+        clamped[field] = min(1.0, max(-1.0, float(value)))
+    return clamped
+
+
+def clamped_fields(before: dict[str, Any], after: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(f for f in DRIVE_RANGE_FIELDS if f in before and before[f] != after[f])
+
+
+def route(mqtt_topic: str, raw: bytes, retained: bool) -> Forward | Drop:
+    """Decide what one inbound MQTT message becomes."""
+    if retained:
+        # A retained request is an old request: it must never move the robot at boot.
+        return Drop(mqtt_topic, RejectReason.RETAINED, 'retained requests are never forwarded')
+    topic = ROUTES.get(mqtt_topic)
+    if topic is None:
+        return Drop(mqtt_topic, RejectReason.UNKNOWN_TOPIC, 'not a contract request topic')
+    sent: list[dict[str, Any]] = []
+
+    def clamp_and_keep(payload: dict[str, Any]) -> dict[str, Any] | str:
+        sent.append(payload)
+        return clamp_drive(payload)
+
+    verdict = validate(topic.schema, raw, clamp_and_keep if topic is contract.DRIVE else None)
+    if not isinstance(verdict, Accepted):
+        return Drop(mqtt_topic, verdict.reason, verdict.detail)
+    clamped = clamped_fields(sent[0], verdict.payload) if sent else ()
+    return Forward(topic, verdict.payload, clamped)
+
+
+class IntentDebounce:
+    """Suppresses identical intents repeated within ``window_s``, unless utterance_id changes.
+
+    STOP is never suppressed: a duplicate STOP costs nothing, while a STOP dropped
+    because a similar one came just before a clear_stop could be the one that mattered.
+    """
+
+    def __init__(self, window_s: float) -> None:
+        self.window_s = window_s
+        self._last: tuple[tuple[Any, ...], float] | None = None
+
+    def admit(self, payload: dict[str, Any], now: float) -> bool:
+        if payload['intent'] == Intent.STOP.value:
+            return True
+        key = (payload['intent'], payload.get('mode'), payload.get('utterance_id'))
+        if self._last is not None and self._last[0] == key and now - self._last[1] < self.window_s:
+            return False
+        self._last = (key, now)
+        return True

@@ -1,0 +1,124 @@
+"""The bridge's inbound rules: forward valid live requests, clamp, drop everything else."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from kilo_core import contract
+from kilo_core.contract import RejectReason
+from kilo_core.core.bridge import Drop, Forward, IntentDebounce, route, ROUTES
+
+from helpers import payload
+
+
+def drive(**fields: object) -> bytes:
+    return payload(contract.DRIVE, **{'steer': 0.0, 'throttle': 0.0, **fields}).encode()
+
+
+def test_every_request_topic_is_routed_to_its_ros_topic() -> None:
+    requests = [t for t in contract.ALL_TOPICS if t.kind is contract.Kind.REQUEST]
+    assert sorted(ROUTES) == sorted(t.mqtt for t in requests)
+    for topic in requests:
+        assert any(topic.mqtt.startswith(f[:-1]) for f in contract.REQUEST_FILTERS)
+
+
+def test_valid_drive_is_forwarded_unchanged_with_unknown_fields_kept() -> None:
+    decision = route('kilo/cmd/drive', drive(steer=0.25, throttle=-0.5, extra='x'), False)
+    assert isinstance(decision, Forward)
+    assert decision.topic is contract.DRIVE
+    assert decision.payload['steer'] == 0.25 and decision.payload['throttle'] == -0.5
+    assert decision.payload['extra'] == 'x'
+    assert decision.clamped == ()
+
+
+@pytest.mark.parametrize(('sent', 'applied'), [
+    (1.5, 1.0), (-7, -1.0), (1e300, 1.0), (-1.0000001, -1.0), (1, 1.0), (0, 0.0)])
+def test_out_of_range_drive_values_are_clamped_not_dropped(sent: float, applied: float) -> None:
+    decision = route('kilo/cmd/drive', drive(steer=sent, throttle=sent), False)
+    assert isinstance(decision, Forward)
+    assert decision.payload['steer'] == applied and decision.payload['throttle'] == applied
+    assert type(decision.payload['throttle']) is float
+    assert decision.clamped == (('steer', 'throttle') if abs(sent) > 1 else ())
+
+
+@pytest.mark.parametrize(('raw', 'reason'), [
+    (b'{"schema_version":"cmd_drive_v1","ts_ms":1,"steer":0,"throttle":NaN}',
+     RejectReason.NON_FINITE),
+    (b'{"schema_version":"cmd_drive_v1","ts_ms":1,"steer":0,"throttle":Infinity}',
+     RejectReason.NON_FINITE),
+    (b'{"schema_version":"cmd_drive_v1","ts_ms":1,"steer":0,"throttle":1e999}',
+     RejectReason.NON_FINITE),
+    (b'{"schema_version":"cmd_drive_v1","ts_ms":1,"steer":0,"throttle":"0.5"}',
+     RejectReason.INVALID_FIELD),
+    (b'{"schema_version":"cmd_drive_v1","ts_ms":1,"steer":0,"throttle":true}',
+     RejectReason.INVALID_FIELD),
+    (b'{"schema_version":"cmd_drive_v1","ts_ms":1,"steer":null,"throttle":0}',
+     RejectReason.INVALID_FIELD),
+    (b'{"schema_version":"cmd_drive_v1","ts_ms":1,"steer":0}', RejectReason.INVALID_FIELD),
+    (b'{"schema_version":"cmd_drive_v2","ts_ms":1,"steer":0,"throttle":0}',
+     RejectReason.SCHEMA_MISMATCH),
+    (b'{"schema_version":"cmd_drive_v1","steer":0,"throttle":0}', RejectReason.MISSING_TS),
+    (b'{"schema_version":"cmd_drive_v1","ts_ms":"1","steer":0,"throttle":0}',
+     RejectReason.MISSING_TS),
+    (b'not json', RejectReason.PARSE_ERROR),
+    (b'\xff\xfe', RejectReason.NOT_UTF8),
+])
+def test_invalid_drives_are_dropped_with_a_reason(raw: bytes, reason: RejectReason) -> None:
+    decision = route('kilo/cmd/drive', raw, False)
+    assert isinstance(decision, Drop)
+    assert decision.reason is reason
+
+
+def test_retained_requests_are_never_forwarded_even_when_valid() -> None:
+    for topic in ROUTES.values():
+        decision = route(topic.mqtt, payload(topic).encode(), True)
+        assert isinstance(decision, Drop) and decision.reason is RejectReason.RETAINED
+
+
+def test_unknown_topic_under_a_request_filter_is_dropped() -> None:
+    decision = route('kilo/cmd/launch_missiles', drive(), False)
+    assert isinstance(decision, Drop) and decision.reason is RejectReason.UNKNOWN_TOPIC
+
+
+def test_a_payload_for_another_topic_is_a_schema_mismatch() -> None:
+    decision = route('kilo/cmd/stop', drive(), False)
+    assert isinstance(decision, Drop) and decision.reason is RejectReason.SCHEMA_MISMATCH
+
+
+def test_set_mode_intent_needs_a_mode() -> None:
+    bad = route('kilo/cmd/intent', payload(contract.INTENT, intent='SET_MODE').encode(), False)
+    assert isinstance(bad, Drop) and bad.reason is RejectReason.INVALID_FIELD
+    good = route('kilo/cmd/intent', payload(
+        contract.INTENT, intent='SET_MODE', mode='roam').encode(), False)
+    assert isinstance(good, Forward) and good.payload['mode'] == 'roam'
+
+
+def intent(name: str, utterance: str | None = None, **fields: object) -> dict:
+    body = json.loads(payload(contract.INTENT, intent=name, **fields))
+    if utterance is not None:
+        body['utterance_id'] = utterance
+    return body
+
+
+def test_identical_intents_within_the_window_are_suppressed() -> None:
+    debounce = IntentDebounce(1.0)
+    assert debounce.admit(intent('UNLOCK_REQUEST', 'u1'), now=10.0)
+    assert not debounce.admit(intent('UNLOCK_REQUEST', 'u1'), now=10.4)  # the retry
+    assert not debounce.admit(intent('UNLOCK_REQUEST', 'u1'), now=10.9)
+    assert debounce.admit(intent('UNLOCK_REQUEST', 'u1'), now=11.01)
+
+
+def test_a_new_utterance_or_a_different_intent_passes_the_debounce() -> None:
+    debounce = IntentDebounce(1.0)
+    assert debounce.admit(intent('UNLOCK_REQUEST', 'u1'), now=10.0)
+    assert debounce.admit(intent('UNLOCK_REQUEST', 'u2'), now=10.1)
+    assert debounce.admit(intent('STATUS', 'u2'), now=10.2)
+    assert debounce.admit(intent('SET_MODE', 'u2', mode='roam'), now=10.3)
+    assert debounce.admit(intent('SET_MODE', 'u2', mode='manual'), now=10.4)
+
+
+def test_stop_intents_are_never_suppressed() -> None:
+    debounce = IntentDebounce(1.0)
+    assert all(debounce.admit(intent('STOP', 'same'), now=10.0 + i * 0.01) for i in range(5))
