@@ -12,17 +12,19 @@ setup(
         ('share/' + package_name, ['package.xml']),
         ('share/' + package_name + '/config', ['kilo_core/config/kilo.yaml']),
     ],
-    install_requires=['setuptools', 'jsonschema', 'PyYAML', 'pigpio'],
+    install_requires=['setuptools', 'jsonschema', 'PyYAML', 'pigpio', 'paho-mqtt>=1.6'],
     zip_safe=True,
     maintainer='KILO.7 developers',
     maintainer_email='dev@kilo7.local',
-    description='KILO.7 robot core: Safety Gate, Control PWM and kill relay nodes.',
+    description='KILO.7 robot core: Safety Gate, Control PWM, kill relay and MQTT bridge nodes.',
     license='Apache-2.0',
     entry_points={
         'console_scripts': [
             'safety_gate = kilo_core.safety_gate:main',
             'control_pwm = kilo_core.control_pwm:main',
             'relay_kill = kilo_core.relay_kill:main',
+            'mqtt_bridge = kilo_core.mqtt_bridge:main',
+            'kilo7 = kilo_core.tools.cli:main',
         ],
     },
 )

@@ -1,0 +1,290 @@
+"""MQTT bridge node: the phone's MQTT <-> ROS transport. It validates, never decides.
+
+In: kilo/cmd/*, kilo/ui/*, kilo/phone/* -> their ROS request topics (core.bridge rules).
+Out: ROS truth -> kilo/state/* (retained, QoS 1, on change at once, else rate-limited),
+kilo/health (1 Hz, last will not ok), kilo/alerts, kilo/state/system.
+
+paho runs its network loop in its own thread (so a STOP is forwarded the moment it
+arrives, not at the next executor tick); one lock serialises the state both threads touch.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from importlib import metadata
+import json
+import os
+import threading
+from typing import Any
+
+from std_msgs.msg import String
+
+from kilo_core import contract, machine, mqtt_link
+from kilo_core.contract import Intent, Mode
+from kilo_core.core import telemetry
+from kilo_core.core.alerts import Alert, AlertLimiter, RejectBurst, TransitionAlerts
+from kilo_core.core.bridge import Drop, Forward, IntentDebounce, RESERVED_INTENTS, route, ROUTES
+from kilo_core.core.config import mqtt_from_env
+from kilo_core.node_shell import (
+    KiloNode,
+    monotonic,
+    REQUEST_QOS,
+    run,
+    TRUTH_QOS,
+    TruthPublisher,
+    wall_ms,
+)
+
+LIVENESS_HZ = 10.0
+# Truth the phone reads over MQTT (relay status is ROS-only supporting truth).
+BRIDGED_TRUTH = tuple(t for t in telemetry.WATCHED_TRUTH if t.mqtt is not None)
+SHUTDOWN_PUBLISH_TIMEOUT_S = 1.0
+
+
+def package_version() -> str:
+    try:
+        return metadata.version('kilo_core')
+    except metadata.PackageNotFoundError:
+        return 'unknown'
+
+
+def _json(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, separators=(',', ':'))
+
+
+class MqttBridge(KiloNode):
+    def __init__(self) -> None:
+        super().__init__(contract.NODE_MQTT_BRIDGE)
+        self._started = monotonic()
+        self._build = package_version()
+        self._settings = mqtt_from_env(self.config.mqtt, os.environ)
+        settings = self._settings
+        self._lock = threading.Lock()
+        self._connected = False
+        self._mode = Mode.MANUAL.value
+        self._rejected: Counter[str] = Counter()
+        self._latest: dict[contract.Topic, str] = {}
+        self._watch = telemetry.TruthWatch(self.config.ttl.truth_ttl_ms / 1000.0, self._started)
+        refresh_s = 1.0 / settings.truth_refresh_hz
+        self._truth_throttle = {t: telemetry.OnChangeThrottle(refresh_s) for t in BRIDGED_TRUTH}
+        self._system_throttle = telemetry.OnChangeThrottle(1.0 / settings.system_hz)
+        self._transitions = TransitionAlerts()
+        self._alert_limiter = AlertLimiter(settings.alert_min_interval_s)
+        self._burst = RejectBurst(settings.reject_burst_count, settings.reject_burst_window_s)
+        self._debounce = IntentDebounce(settings.intent_debounce_ms / 1000.0)
+
+        self._requests_out = {
+            topic: self.create_publisher(String, topic.ros, REQUEST_QOS)
+            for topic in ROUTES.values()}
+        self._system_truth = TruthPublisher(self, contract.STATE_SYSTEM)
+        for topic in telemetry.WATCHED_TRUTH:
+            # Transient local: the last truth arrives at once, even if published before us.
+            self.create_subscription(String, topic.ros, self._truth_callback(topic), TRUTH_QOS)
+        self.create_timer(1.0 / settings.health_hz, self._publish_health)
+        self.create_timer(1.0 / LIVENESS_HZ, self._tick)
+
+        self._client = mqtt_link.new_client(self._settings.client_id)
+        self._connect()
+
+    # --- broker connection -------------------------------------------------------------
+
+    def _connect(self) -> None:
+        settings = self._settings
+        client = self._client
+        mqtt_link.configure(client, settings)
+        client.will_set(
+            contract.HEALTH.mqtt, _json(telemetry.last_will_payload(self._build, wall_ms())),
+            qos=1, retain=True)
+        mqtt_link.on_connect(client, self._on_connect)
+        mqtt_link.on_disconnect(client, self._on_disconnect)
+        mqtt_link.on_message(client, self._on_request)
+        self.get_logger().info(
+            f'broker {settings.host}:{settings.port} as {settings.client_id!r}'
+            f'{" with TLS" if settings.tls.enabled else ""} (paho-mqtt {mqtt_link.PAHO_VERSION})')
+        # connect_async + loop_start: paho retries with backoff if the broker is not up yet.
+        # A clean start every time: a resumed session could deliver requests the broker
+        # queued while we were away, and an old request must never move the robot.
+        client.connect_async(settings.host, settings.port, keepalive=settings.keepalive_s,
+                             clean_start=True)
+        client.loop_start()
+
+    def _on_connect(self, ok: bool, reason: str) -> None:
+        if not ok:
+            self.get_logger().error(f'broker refused the connection: {reason}')
+            return
+        self._client.subscribe([mqtt_link.request_subscription(f)
+                                for f in contract.REQUEST_FILTERS])
+        with self._lock:
+            self._connected = True
+            self.get_logger().info('connected to the broker; publishing the latest truth')
+            for topic in BRIDGED_TRUTH:
+                self._truth_throttle[topic].reset()
+                if topic in self._latest:
+                    self._publish_mqtt(topic.mqtt, self._latest[topic])
+            self._system_throttle.reset()
+        self._publish_health()
+
+    def _on_disconnect(self, reason: str) -> None:
+        with self._lock:  # no publish can slip in between: they all hold the lock
+            self._connected = False
+            dropped = mqtt_link.discard_unsent(self._client)
+        self.get_logger().warning(
+            f'broker connection lost ({reason}); reconnecting; {dropped} unsent truth '
+            'messages dropped (the latest is published again on reconnect)')
+
+    def _publish_mqtt(self, topic: str | None, text: str, retain: bool = True) -> None:
+        """QoS 1. Skipped while disconnected: paho would queue it and replay stale truth."""
+        if self._connected and topic is not None:
+            self._client.publish(topic, text, qos=1, retain=retain)
+
+    # --- phone -> ROS ------------------------------------------------------------------
+
+    def _on_request(self, mqtt_topic: str, raw: bytes, retained: bool) -> None:
+        now = monotonic()
+        decision = route(mqtt_topic, raw, retained)
+        with self._lock:
+            if isinstance(decision, Drop):
+                self._reject(decision, now)
+                return
+            if decision.topic is contract.INTENT and not self._debounce.admit(
+                    decision.payload, now):
+                return
+            self._requests_out[decision.topic].publish(String(data=_json(decision.payload)))
+            if decision.clamped:
+                self.get_logger().info(
+                    f'clamped {", ".join(decision.clamped)} of {mqtt_topic} to [-1, 1]',
+                    throttle_duration_sec=1.0)
+            self._after_forward(decision, now)
+
+    def _reject(self, drop: Drop, now: float) -> None:
+        self._rejected[drop.reason.value] += 1
+        self.get_logger().warning(
+            f'dropped {drop.mqtt_topic}: {drop.reason.value}: {drop.detail}',
+            throttle_duration_sec=1.0)
+        burst = self._burst.rejected(drop.reason.value, now)
+        if burst is not None:
+            self._raise(burst, now)
+
+    def _after_forward(self, forward: Forward, now: float) -> None:
+        """The bridge's own part of a request: mode, status, reserved intents."""
+        payload = forward.payload
+        if forward.topic is contract.MODE_REQUEST:
+            self._set_mode(payload['mode'], now)
+        elif forward.topic is contract.INTENT:
+            intent = payload['intent']
+            if intent == Intent.SET_MODE.value:
+                self._set_mode(payload['mode'], now)
+            elif intent == Intent.STATUS.value:
+                self._republish_truth()
+            elif intent in RESERVED_INTENTS:
+                self._raise(Alert(
+                    contract.AlertLevel.INFO, contract.AlertCode.INTENT_NOT_AVAILABLE,
+                    f'{intent} is not available in this release', contract.NODE_MQTT_BRIDGE,
+                    {'intent': intent, 'utterance_id': payload.get('utterance_id')}), now)
+
+    def _set_mode(self, mode: str, now: float) -> None:
+        if mode == self._mode:
+            return
+        previous, self._mode = self._mode, mode
+        self._raise(Alert(contract.AlertLevel.INFO, contract.AlertCode.MODE_CHANGED,
+                          f'mode {previous} -> {mode}', contract.NODE_MQTT_BRIDGE,
+                          {'mode': mode}), now)
+        self._publish_system(now)
+
+    def _republish_truth(self) -> None:
+        for topic in BRIDGED_TRUTH:
+            if topic in self._latest:
+                self._publish_mqtt(topic.mqtt, self._latest[topic])
+
+    # --- ROS truth -> phone ------------------------------------------------------------
+
+    def _truth_callback(self, topic: contract.Topic) -> Callable[[String], None]:
+        def on_truth(msg: String) -> None:
+            now = monotonic()
+            try:
+                payload = json.loads(msg.data)
+                key = telemetry.change_key(payload)
+            except (ValueError, AttributeError) as exc:
+                self.get_logger().error(f'unreadable truth on {topic.ros}: {exc}',
+                                        throttle_duration_sec=5.0)
+                return
+            with self._lock:
+                self._watch.saw(topic, now)
+                if topic is contract.STATE_SAFETY:
+                    self._raise_all(self._transitions.safety(payload), now)
+                elif topic is contract.STATE_CONTROL:
+                    self._raise_all(self._transitions.control(payload), now)
+                if topic.mqtt is None:
+                    return
+                self._latest[topic] = msg.data
+                if self._truth_throttle[topic].due(key, now):
+                    self._publish_mqtt(topic.mqtt, msg.data)
+        return on_truth
+
+    def _tick(self) -> None:
+        now = monotonic()
+        with self._lock:
+            self._raise_all(self._transitions.liveness(self._nodes(now)), now)
+            self._publish_system(now)
+
+    def _nodes(self, now: float) -> dict[str, dict[str, Any]]:
+        nodes = self._watch.nodes(now)
+        nodes[contract.NODE_MQTT_BRIDGE] = {'alive': True, 'age_ms': 0}
+        return nodes
+
+    def _publish_system(self, now: float) -> None:
+        nodes = self._nodes(now)
+        key = (self._mode, {name: state['alive'] for name, state in nodes.items()})
+        if not self._system_throttle.due(key, now):
+            return
+        payload = telemetry.system_payload(
+            self._mode, nodes, machine.read(), self._rejected, wall_ms())
+        self._system_truth.publish(payload, force=True)
+        self._publish_mqtt(contract.STATE_SYSTEM.mqtt, _json(payload))
+
+    def _publish_health(self) -> None:
+        now = monotonic()
+        with self._lock:
+            facts = telemetry.HealthFacts(
+                self._build, now - self._started, self._watch.stale_topics(now))
+            self._publish_mqtt(
+                contract.HEALTH.mqtt, _json(telemetry.health_payload(facts, wall_ms())))
+
+    # --- alerts ------------------------------------------------------------------------
+
+    def _raise_all(self, alerts: list[Alert], now: float) -> None:
+        for alert in alerts:
+            self._raise(alert, now)
+
+    def _raise(self, alert: Alert, now: float) -> None:
+        suppressed = self._alert_limiter.admit(alert, now)
+        if suppressed is None:
+            return
+        self.get_logger().info(f'alert {alert.level.value} {alert.code.value}: {alert.message}')
+        # Alerts are events, not state: never retained.
+        self._publish_mqtt(
+            contract.ALERTS.mqtt, _json(alert.payload(wall_ms(), suppressed)), retain=False)
+
+    def release(self) -> None:
+        """A clean stop sends no last will, so say "not ok" ourselves, then disconnect."""
+        with self._lock:
+            connected = self._connected
+            self._connected = False
+        if connected:
+            will = telemetry.last_will_payload(self._build, wall_ms())
+            info = self._client.publish(contract.HEALTH.mqtt, _json(will), qos=1, retain=True)
+            try:
+                info.wait_for_publish(timeout=SHUTDOWN_PUBLISH_TIMEOUT_S)
+            except (RuntimeError, ValueError) as exc:  # the connection dropped meanwhile
+                self.get_logger().warning(f'could not publish the final health: {exc}')
+            self._client.disconnect()
+        self._client.loop_stop()
+
+
+def main(args: list[str] | None = None) -> None:
+    run(MqttBridge, args)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,115 @@
+"""paho-mqtt clients that behave the same on paho 1.6 (Debian/Ubuntu apt) and 2.x (pip).
+
+Everything speaks MQTT v5, whose subscribe options let the bridge refuse the broker's
+retained replay and see the retain flag a publisher set. The two paho generations
+differ in the constructor and the on_disconnect signature; this module hides both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+import ssl
+import threading
+from typing import Any
+
+import paho.mqtt
+import paho.mqtt.client as mqtt
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from kilo_core.core.config import MqttConfig
+
+MessageHandler = Callable[[str, bytes, bool], None]
+PAHO_VERSION: str = paho.mqtt.__version__
+
+
+def new_client(client_id: str) -> mqtt.Client:
+    """An MQTT v5 client with the current callback API of whichever paho is installed."""
+    api = getattr(mqtt, 'CallbackAPIVersion', None)
+    if api is not None:  # paho >= 2.0
+        return mqtt.Client(api.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    return mqtt.Client(client_id=client_id, protocol=mqtt.MQTTv5)
+
+
+def failed(reason_code: Any) -> bool:
+    """True for an MQTT v5 failure reason (>= 0x80); both paho generations carry .value."""
+    return int(getattr(reason_code, 'value', reason_code)) >= 0x80
+
+
+def request_subscription(topic_filter: str) -> tuple[str, SubscribeOptions]:
+    """QoS 1, no retained replay at subscribe, and the publisher's retain flag kept."""
+    return (topic_filter, SubscribeOptions(
+        qos=1, retainAsPublished=True, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND))
+
+
+def configure(client: mqtt.Client, settings: MqttConfig) -> None:
+    """Credentials, TLS and reconnect backoff from the bridge's settings."""
+    if settings.username:
+        client.username_pw_set(settings.username, settings.password or None)
+    if settings.tls.enabled:
+        client.tls_set(
+            ca_certs=settings.tls.ca_file or None, certfile=settings.tls.cert_file or None,
+            keyfile=settings.tls.key_file or None, cert_reqs=ssl.CERT_REQUIRED)
+    client.reconnect_delay_set(
+        min_delay=settings.reconnect_min_s, max_delay=settings.reconnect_max_s)
+
+
+def on_connect(client: mqtt.Client, handler: Callable[[bool, str], None]) -> None:
+    """Call ``handler(ok, reason)`` on every CONNACK (first connect and reconnects)."""
+    def callback(_client: mqtt.Client, _userdata: Any, _flags: Any, reason_code: Any,
+                 _properties: Any = None) -> None:
+        handler(not failed(reason_code), str(reason_code))
+    client.on_connect = callback
+
+
+def on_disconnect(client: mqtt.Client, handler: Callable[[str], None]) -> None:
+    """Call ``handler(reason)`` on a disconnect. paho 1.6 passes (rc, properties), 2.x
+    (flags, reason_code, properties)."""
+    def callback(_client: mqtt.Client, _userdata: Any, *args: Any) -> None:
+        reason = args[-2] if len(args) >= 2 else (args[0] if args else 'unknown')
+        handler(str(reason))
+    client.on_disconnect = callback
+
+
+def on_message(client: mqtt.Client, handler: MessageHandler) -> None:
+    """Call ``handler(topic, payload, retained)`` for every message."""
+    def callback(_client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+        handler(message.topic, message.payload, bool(message.retain))
+    client.on_message = callback
+
+
+def connect(host: str, port: int, client_id: str, username: str | None = None,
+            password: str | None = None, timeout_s: float = 5.0) -> mqtt.Client:
+    """A connected client with its network loop running (for tools and tests)."""
+    client = new_client(client_id)
+    if username:
+        client.username_pw_set(username, password)
+    done = threading.Event()
+    outcome: list[tuple[bool, str]] = []
+
+    def connected(ok: bool, reason: str) -> None:
+        outcome.append((ok, reason))
+        done.set()
+    on_connect(client, connected)
+    client.connect(host, port, keepalive=10)
+    client.loop_start()
+    if not done.wait(timeout_s) or not outcome[-1][0]:
+        client.loop_stop()
+        reason = outcome[-1][1] if outcome else f'no answer in {timeout_s:g} s'
+        raise ConnectionError(f'MQTT broker {host}:{port}: {reason}')
+    return client
+
+
+def discard_unsent(client: mqtt.Client) -> int:
+    """Drop every outgoing message paho would re-send after a reconnect; return how many.
+
+    paho re-sends the QoS 1 messages that were in flight when the connection dropped,
+    and does so right after on_connect returns, i.e. after the bridge's fresh re-publish:
+    the broker's retained truth would end up as the pre-outage value (an old "unlocked,
+    throttle 0.3" after the robot locked). paho has no public call for this; these
+    attributes are the same from 1.6 to 2.2, and test_mqtt_link fails if they change.
+    """
+    with client._out_message_mutex:
+        dropped = len(client._out_messages)
+        client._out_messages.clear()
+        client._inflight_messages = 0
+    return dropped
