@@ -1,0 +1,219 @@
+"""`kilo7`: the operator's command line — probe the truth, send requests, check authority.
+
+    kilo7 probe [--watch]          UI truth as one JSON line (seed's ui_truth_probe.py)
+    kilo7 send stop|unlock|clear-stop|heartbeat|drive S T|intent NAME [--rate HZ]
+    kilo7 authority                exactly one, right publisher per motion truth topic?
+
+probe and send speak MQTT as the phone does (broker from --host/--port, else
+KILO_MQTT_HOST/KILO_MQTT_PORT, else localhost:1883; KILO_MQTT_USERNAME/PASSWORD if
+set). authority reads the ROS graph, so it needs the robot's ROS environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+import json
+import os
+import sys
+import threading
+import time
+from typing import Any
+import uuid
+
+from kilo_core import contract, mqtt_link
+from kilo_core.core.ui_truth import derive
+
+DEFAULT_HOST = 'localhost'
+DEFAULT_PORT = 1883
+# One-shot requests: QoS 1 so they arrive; streams: QoS 0, the next one replaces a loss.
+ONE_SHOT_QOS = 1
+STREAM_QOS = 0
+TS_SRC = 'phone_wall'
+SOURCE = 'kilo7-cli'
+
+
+def wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def request(topic: contract.Topic, **fields: Any) -> dict[str, Any]:
+    """A request as the phone sends it: envelope, phone wall clock, then the fields."""
+    return {'schema_version': topic.schema, 'ts_ms': wall_ms(), 'ts_src': TS_SRC, **fields}
+
+
+def _requests(args: argparse.Namespace) -> tuple[contract.Topic, Callable[[int], dict]]:
+    """The topic and a payload factory (given a sequence number) for `kilo7 send`."""
+    what = args.what
+    if what == 'stop':
+        return contract.STOP, lambda _seq: request(contract.STOP, source=SOURCE)
+    if what == 'unlock':
+        return contract.UNLOCK, lambda _seq: request(contract.UNLOCK, source=SOURCE)
+    if what == 'clear-stop':
+        return contract.CLEAR_STOP, lambda _seq: request(contract.CLEAR_STOP, source=SOURCE)
+    if what == 'heartbeat':
+        return contract.HEARTBEAT, lambda seq: request(contract.HEARTBEAT, seq=seq)
+    if what == 'drive':
+        return contract.DRIVE, lambda seq: request(
+            contract.DRIVE, steer=args.steer, throttle=args.throttle, seq=seq)
+    fields: dict[str, Any] = {'intent': args.name,
+                              'utterance_id': args.utterance_id or uuid.uuid4().hex}
+    if args.mode:
+        fields['mode'] = args.mode
+    return contract.INTENT, lambda _seq: request(contract.INTENT, **fields)
+
+
+def _broker(args: argparse.Namespace, client_id: str) -> Any:
+    host = args.host or os.environ.get('KILO_MQTT_HOST') or DEFAULT_HOST
+    port = args.port or int(os.environ.get('KILO_MQTT_PORT') or DEFAULT_PORT)
+    return mqtt_link.connect(
+        host, port, f'{client_id}-{os.getpid()}',
+        username=os.environ.get('KILO_MQTT_USERNAME') or None,
+        password=os.environ.get('KILO_MQTT_PASSWORD') or None)
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    topic, make = _requests(args)
+    client = _broker(args, 'kilo7-send')
+    qos = STREAM_QOS if args.rate else ONE_SHOT_QOS
+    seq = 0
+    try:
+        while True:
+            payload = make(seq)
+            client.publish(topic.mqtt, json.dumps(payload), qos=qos, retain=False)
+            if not args.rate:
+                print(json.dumps(payload), flush=True)
+                break
+            seq += 1
+            if args.count and seq >= args.count:
+                break
+            time.sleep(1.0 / args.rate)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return 0
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    latest: dict[str, dict[str, Any]] = {}
+    changed = threading.Condition()
+    truth = {contract.STATE_SAFETY.mqtt: 'safety', contract.STATE_CONTROL.mqtt: 'control'}
+
+    def on_message(topic: str, payload: bytes, _retained: bool) -> None:
+        try:
+            value = json.loads(payload)
+        except ValueError:
+            return
+        with changed:
+            latest[truth[topic]] = value
+            changed.notify_all()
+
+    client = _broker(args, 'kilo7-probe')
+    mqtt_link.on_message(client, on_message)
+    client.subscribe([(topic, 1) for topic in truth])
+    last_line = None
+    deadline = time.monotonic() + args.timeout
+    try:
+        with changed:
+            while True:
+                if len(latest) == len(truth):
+                    line = json.dumps(derive(latest['safety'], latest['control']),
+                                      separators=(',', ':'))
+                    if not args.watch:
+                        print(line, flush=True)
+                        return 0
+                    if line != last_line:
+                        print(line, flush=True)
+                        last_line = line
+                elif time.monotonic() > deadline:
+                    missing = sorted(set(truth.values()) - set(latest))
+                    print(f'kilo7 probe: no {", ".join(missing)} truth in {args.timeout:g} s',
+                          file=sys.stderr)
+                    return 1
+                changed.wait(0.5)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def cmd_authority(args: argparse.Namespace) -> int:
+    import rclpy  # only this command needs ROS
+    from rclpy.node import Node
+
+    rclpy.init()
+    node = Node('kilo7_authority')
+    try:
+        deadline = time.monotonic() + args.timeout
+        while True:
+            found = {topic: sorted(info.node_name for info in
+                                   node.get_publishers_info_by_topic(topic.ros))
+                     for topic in contract.TRUTH_AUTHORITY}
+            good = all(names == [contract.TRUTH_AUTHORITY[topic]]
+                       for topic, names in found.items())
+            if good or time.monotonic() > deadline:
+                break
+            rclpy.spin_once(node, timeout_sec=0.1)
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    for topic, names in found.items():
+        expected = contract.TRUTH_AUTHORITY[topic]
+        verdict = 'PASS' if names == [expected] else 'FAIL'
+        print(f'{verdict}: {topic.ros} publishers={names or "none"} (expected {expected})')
+    return 0 if good else 1
+
+
+def parser() -> argparse.ArgumentParser:
+    broker = argparse.ArgumentParser(add_help=False)
+    broker.add_argument('--host', help='MQTT broker (default: $KILO_MQTT_HOST or localhost)')
+    broker.add_argument('--port', type=int, help='(default: $KILO_MQTT_PORT or 1883)')
+    stream = argparse.ArgumentParser(add_help=False)
+    stream.add_argument('--rate', type=float, help='stream at this many Hz until Ctrl-C')
+    stream.add_argument('--count', type=int, help='with --rate: stop after this many')
+
+    top = argparse.ArgumentParser(prog='kilo7', description=__doc__.split('\n')[0])
+    commands = top.add_subparsers(dest='command', required=True)
+
+    probe = commands.add_parser('probe', parents=[broker], help='UI truth as one JSON line')
+    probe.add_argument('--watch', action='store_true', help='print a line on every change')
+    probe.add_argument('--timeout', type=float, default=5.0, help='seconds to wait for truth')
+    probe.set_defaults(func=cmd_probe)
+
+    send = commands.add_parser('send', help='send a request as the phone does')
+    send.set_defaults(func=cmd_send, rate=None, count=None)
+    requests = send.add_subparsers(dest='what', required=True)
+    # STOP and intents are one-shot: the contract forbids streaming them.
+    for name in ('stop', 'unlock', 'clear-stop'):
+        requests.add_parser(name, parents=[broker])
+    requests.add_parser('heartbeat', parents=[broker, stream])
+    drive = requests.add_parser('drive', parents=[broker, stream])
+    drive.add_argument('steer', type=float)
+    drive.add_argument('throttle', type=float)
+    intent = requests.add_parser('intent', parents=[broker])
+    intent.add_argument('name', choices=[i.value for i in contract.Intent])
+    intent.add_argument('--mode', choices=[m.value for m in contract.Mode])
+    intent.add_argument('--utterance-id', help='default: a new one per call')
+
+    authority = commands.add_parser(
+        'authority', help='check the publishers of the two motion truth topics')
+    authority.add_argument('--timeout', type=float, default=5.0,
+                           help='seconds to wait for the ROS graph')
+    authority.set_defaults(func=cmd_authority)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConnectionError as exc:
+        print(f'kilo7: {exc}', file=sys.stderr)
+        return 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())
