@@ -1,4 +1,4 @@
-"""Starting and stopping the node processes, for `make run` and the ROS tests."""
+"""Starting and stopping the node (and broker) processes, for `make run` and the tests."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ import subprocess
 import sys
 
 # The console scripts setup.py installs (what `ros2 run kilo_core <NODE>` runs).
-EXECUTABLES = ('safety_gate', 'control_pwm', 'relay_kill')
+CORE_NODES = ('safety_gate', 'control_pwm', 'relay_kill')
+BRIDGE = 'mqtt_bridge'
+EXECUTABLES = (*CORE_NODES, BRIDGE)
 PR_SET_PDEATHSIG = 1
 
 
@@ -25,13 +27,18 @@ def _die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def start_node(name: str, log_path: Path, ros_args: Sequence[str] = ()) -> subprocess.Popen:
-    """Start one node with its output (unbuffered, uncoloured) in ``log_path``."""
+def start_process(argv: Sequence[str], log_path: Path) -> subprocess.Popen:
+    """Start a child that dies with us, its output (unbuffered, uncoloured) in ``log_path``."""
     env = dict(os.environ, PYTHONUNBUFFERED='1', RCUTILS_COLORIZED_OUTPUT='0')
     with log_path.open('w') as log:
         return subprocess.Popen(
-            [executable(name), *ros_args], stdout=log, stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent, env=env)
+            list(argv), stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
+            env=env)
+
+
+def start_node(name: str, log_path: Path, ros_args: Sequence[str] = ()) -> subprocess.Popen:
+    """Start one node's console script."""
+    return start_process([executable(name), *ros_args], log_path)
 
 
 def stop_nodes(procs: Iterable[subprocess.Popen], timeout: float = 10.0) -> None:

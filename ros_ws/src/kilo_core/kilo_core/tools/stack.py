@@ -1,8 +1,10 @@
 """`make run`: the whole backend on this machine, with the truth topics live.
 
-Starts the nodes with the sim backend as child processes (logs under run/logs/),
-then shows the truth topics: a live panel on a terminal, one line per change in a
-pipe. Ctrl-C or SIGTERM stops everything cleanly; a node that dies stops the stack.
+Starts a private mosquitto on loopback ($KILO_MQTT_PORT, else a free port) and the four
+nodes with the sim backend as child processes (logs under run/logs/), writes
+run/env.sh for other shells (`kilo7` then talks to this stack), and shows the truth
+topics: a live panel on a terminal, one line per change in a pipe. Ctrl-C or SIGTERM
+stops everything cleanly; a node or the broker dying stops the stack.
 """
 
 from __future__ import annotations
@@ -24,10 +26,14 @@ from std_msgs.msg import String
 
 from kilo_core import contract
 from kilo_core.node_shell import TRUTH_SUB_QOS
+from kilo_core.tools.broker import Broker, free_port
 from kilo_core.tools.processes import EXECUTABLES, start_node, stop_nodes
 from kilo_core.tools.truth_view import CHANGE_TOPICS, render, summarize, VIEW_TOPICS
 
 REDRAW_S = 0.2
+# What another shell needs to reach this stack's broker and DDS domain.
+SHARED_ENV = ('KILO_MQTT_PORT', 'ROS_DOMAIN_ID', 'ROS_LOCALHOST_ONLY',
+              'ROS_AUTOMATIC_DISCOVERY_RANGE', 'FASTDDS_DEFAULT_PROFILES_FILE')
 
 # Set by SIGINT/SIGTERM; the main loop polls it, so a signal never interrupts start-up
 # half-way (a raise inside rclpy.init or Popen could orphan the nodes).
@@ -41,8 +47,9 @@ def _request_stop(_signum: int, _frame: object) -> None:
 class TruthView:
     """Subscribes to the truth topics and shows them."""
 
-    def __init__(self, node: Node, live: bool) -> None:
+    def __init__(self, node: Node, live: bool, header: str) -> None:
         self.live = live
+        self.header = header
         self.latest: dict[str, dict] = {}
         self.lines: dict[str, str] = {}
         for topic in VIEW_TOPICS:
@@ -59,27 +66,45 @@ class TruthView:
         return on_truth
 
     def redraw(self) -> None:
-        sys.stdout.write('\x1b[H\x1b[J' + render(self.latest) + '\n')
+        sys.stdout.write('\x1b[H\x1b[J' + self.header + '\n\n' + render(self.latest) + '\n')
         sys.stdout.flush()
 
 
+def write_env_file(path: Path) -> None:
+    """run/env.sh: `source` it in another shell to use kilo7 against this stack."""
+    lines = ['# written by `make run`; source it to talk to that stack',
+             f'export PATH="{Path(sys.executable).parent}:$PATH"']
+    lines += [f"export {name}='{os.environ[name]}'" for name in SHARED_ENV
+              if name in os.environ]
+    path.write_text('\n'.join(lines) + '\n', encoding='utf-8')
+
+
 def main() -> int:
-    log_dir = Path(os.environ.get('KILO_RUN_DIR', 'run')) / 'logs'
+    run_dir = Path(os.environ.get('KILO_RUN_DIR', 'run'))
+    log_dir = run_dir / 'logs'
     live = sys.stdout.isatty()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, _request_stop)
     rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     procs: dict[str, subprocess.Popen] = {}
     node: Node | None = None
+    broker: Broker | None = None
     exit_code = 0
     try:
-        print(f'KILO.7 stack: ROS_DOMAIN_ID={os.environ.get("ROS_DOMAIN_ID", "0")}, '
-              f'sim backend, logs in {log_dir}/', flush=True)
+        log_dir.mkdir(parents=True, exist_ok=True)
+        port = int(os.environ.get('KILO_MQTT_PORT') or free_port())
+        os.environ['KILO_MQTT_PORT'] = str(port)
+        broker = Broker(port, log_dir).start()
+        procs['mosquitto'] = broker.proc
+        write_env_file(run_dir / 'env.sh')
+        header = (f'KILO.7 stack: ROS_DOMAIN_ID={os.environ.get("ROS_DOMAIN_ID", "0")}, '
+                  f'MQTT broker 127.0.0.1:{port}, sim backend, logs in {log_dir}/\n'
+                  f'other shell: source {run_dir}/env.sh; kilo7 send heartbeat --rate 4 &')
+        print(header, flush=True)
         # The view joins the DDS graph first: nodes that start after it are discovered
         # at once, while a late joiner waits for the next periodic announcement (~3 s).
         node = Node('kilo_truth_view')
-        view = TruthView(node, live)
-        log_dir.mkdir(parents=True, exist_ok=True)
+        view = TruthView(node, live, header)
         for name in EXECUTABLES:
             procs[name] = start_node(name, log_dir / f'{name}.log')
         next_draw = 0.0
@@ -87,7 +112,7 @@ def main() -> int:
             rclpy.spin_once(node, timeout_sec=0.05)
             dead = [name for name, proc in procs.items() if proc.poll() is not None]
             if dead:
-                print(f'node exited: {", ".join(dead)} (see {log_dir}/)', file=sys.stderr)
+                print(f'exited: {", ".join(dead)} (see {log_dir}/)', file=sys.stderr)
                 exit_code = 1
                 break
             if live and time.monotonic() >= next_draw:
@@ -95,8 +120,14 @@ def main() -> int:
                 next_draw = time.monotonic() + REDRAW_S
     except BrokenPipeError:
         pass
+    except (FileNotFoundError, RuntimeError) as exc:  # no mosquitto, or it failed to start
+        print(f'KILO.7 stack: {exc}', file=sys.stderr)
+        exit_code = 1
     finally:
-        stop_nodes(procs.values())
+        # Nodes first: the bridge says "not ok" on kilo/health before the broker goes.
+        stop_nodes(proc for name, proc in procs.items() if name != 'mosquitto')
+        if broker is not None:
+            broker.stop()
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()

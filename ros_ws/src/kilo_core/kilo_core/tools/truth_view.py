@@ -24,15 +24,21 @@ def summarize(topic: contract.Topic, payload: Payload) -> str:
     if topic is contract.RELAY_STATUS:
         state = 'KILL' if payload['relay_killed'] else 'RUN'
         return f"relay   {state:5} reason={payload['relay_reason']} mode={payload['mode']}"
+    if topic is contract.STATE_SYSTEM:
+        nodes = payload['nodes']
+        alive = sum(1 for state in nodes.values() if state['alive'])
+        dead = [name for name, state in nodes.items() if not state['alive']]
+        return (f"system  mode={payload['mode']} nodes alive {alive}/{len(nodes)}"
+                + (f" stale: {', '.join(dead)}" if dead else ''))
     outputs = payload['outputs']
     return (f"model   {payload['profile']:5} speed={payload['inputs']['speed_mps']} "
             f"stop_distance_m={outputs['stop_distance_m']} valid={outputs['model_valid']}")
 
 
 VIEW_TOPICS = (contract.STATE_SAFETY, contract.STATE_CONTROL, contract.RELAY_STATUS,
-               contract.STATE_SAFETY_MODEL)
+               contract.STATE_SYSTEM, contract.STATE_SAFETY_MODEL)
 # In a pipe, only these change lines are printed (the model changes with every throttle).
-CHANGE_TOPICS = VIEW_TOPICS[:3]
+CHANGE_TOPICS = VIEW_TOPICS[:4]
 
 
 def render(latest: dict[str, Payload]) -> str:
