@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 import dataclasses
 import json
 import math
+import threading
 from typing import Any
 
 from kilo_core import contract
@@ -28,3 +31,21 @@ def tilted(deg: float) -> imu.Vector:
 def payload(topic: contract.Topic, **fields: Any) -> str:
     """A JSON request for ``topic`` with a valid envelope plus ``fields``."""
     return json.dumps({'schema_version': topic.schema, 'ts_ms': 1_700_000_000_000, **fields})
+
+
+@contextmanager
+def repeating(action: Callable[[], None], hz: float) -> Iterator[None]:
+    """Call ``action`` at ``hz`` in a thread for the duration of the block (a phone stream)."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            action()
+            stop.wait(1.0 / hz)
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()

@@ -31,3 +31,9 @@ def test_render_marks_missing_topics_as_waiting() -> None:
     panel = render({contract.STATE_CONTROL.ros: CONTROL})
     assert f'{contract.STATE_SAFETY.ros}: (waiting)' in panel
     assert 'ARMED' in panel
+
+
+def test_summarize_system_counts_live_nodes_and_names_the_stale_ones() -> None:
+    line = summarize(contract.STATE_SYSTEM, {'mode': 'manual', 'nodes': {
+        'kilo_safety_gate': {'alive': True}, 'kilo_relay_kill': {'alive': False}}})
+    assert line == 'system  mode=manual nodes alive 1/2 stale: kilo_relay_kill'

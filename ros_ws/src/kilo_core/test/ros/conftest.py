@@ -24,14 +24,16 @@ os.environ.setdefault('FASTDDS_DEFAULT_PROFILES_FILE', str(
 import rclpy  # noqa: E402  (after the DDS environment is set)
 
 from kilo_core import contract  # noqa: E402
-from kilo_core.tools.processes import EXECUTABLES, start_node, stop_nodes  # noqa: E402
+from kilo_core.tools.broker import Broker, free_port  # noqa: E402
+from kilo_core.tools.processes import BRIDGE, CORE_NODES, EXECUTABLES, start_node, stop_nodes  # noqa: E402
 
+from phone import Phone  # noqa: E402
 from pigpiod_double import PigpiodDouble  # noqa: E402
 from probe import Probe  # noqa: E402
 
 # The truth each node publishes, which shows it is up.
 NODES = dict(zip(EXECUTABLES, (contract.STATE_SAFETY, contract.STATE_CONTROL,
-                               contract.RELAY_STATUS), strict=True))
+                               contract.RELAY_STATUS, contract.STATE_SYSTEM), strict=True))
 # Request topics and how many node subscriptions each has in the full stack.
 MATCHES = {contract.DRIVE: 2, contract.STOP: 2, contract.HEARTBEAT: 2, contract.UNLOCK: 2,
            contract.CLEAR_STOP: 1, contract.INTENT: 2, contract.PHONE_IMU: 1}
@@ -55,11 +57,11 @@ class Stack:
         ros_args = []
         if self.config_path is not None:
             ros_args = ['--ros-args', '-p', f'config:={self.config_path}']
-        for node in nodes or EXECUTABLES:
+        for node in nodes or CORE_NODES:
             self.logs[node] = self.tmp_path / f'{node}.log'
             self.procs[node] = start_node(node, self.logs[node], ros_args)
         if wait:
-            for node in nodes or EXECUTABLES:
+            for node in nodes or CORE_NODES:
                 self.probe.wait_for(NODES[node], lambda _: True, timeout=15.0,
                                     since=time.monotonic())
 
@@ -74,6 +76,14 @@ class Stack:
 
     def log(self, node: str) -> str:
         return self.logs[node].read_text(encoding='utf-8', errors='replace')
+
+    def wait_log(self, node: str, text: str, timeout: float = 5.0) -> None:
+        """Wait until ``text`` appears in the node's log (it logs after it acts)."""
+        deadline = time.monotonic() + timeout
+        while text not in self.log(node):
+            if time.monotonic() > deadline:
+                raise AssertionError(f'{node} never logged {text!r}:\n{self.log(node)}')
+            time.sleep(0.05)
 
     def stop_all(self) -> None:
         stop_nodes(self.procs.values())
@@ -97,7 +107,7 @@ def stack(tmp_path: Path, probe: Probe, monkeypatch: pytest.MonkeyPatch) -> Iter
 
 @pytest.fixture
 def running(stack: Stack) -> Stack:
-    """The three nodes with the default config, up and matched."""
+    """The three core nodes with the default config, up and matched."""
     stack.start()
     stack.wait_ready()
     return stack
@@ -107,3 +117,28 @@ def pigpiod() -> Iterator[PigpiodDouble]:
     double = PigpiodDouble()
     yield double
     double.stop()
+
+
+@pytest.fixture
+def broker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Broker]:
+    """A private mosquitto on a free loopback port; nodes started later use it."""
+    broker = Broker(free_port(), tmp_path / 'broker').start()
+    monkeypatch.setenv('KILO_MQTT_PORT', str(broker.port))
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def phone(broker: Broker) -> Iterator[Phone]:
+    phone = Phone(broker.port)
+    yield phone
+    phone.close()
+
+
+@pytest.fixture
+def bridged(stack: Stack, phone: Phone) -> Stack:
+    """All four nodes on a private broker, with the phone seeing healthy truth."""
+    stack.start(*CORE_NODES, BRIDGE)
+    stack.wait_ready()
+    phone.wait_for(contract.HEALTH.mqtt, lambda p: p['ok'], timeout=10.0)
+    return stack

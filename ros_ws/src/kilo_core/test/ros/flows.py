@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 import time
 
@@ -11,13 +11,19 @@ from kilo_core import contract
 from probe import Payload, Probe
 
 
-def unlock(probe: Probe) -> None:
-    """Send unlock once both truths say it is allowed, as a UI would; wait for its effect."""
+def unlock(probe: Probe, send: Callable[[], object] | None = None) -> None:
+    """Send unlock once both truths say it is allowed, as a UI would; wait for its effect.
+
+    ``send`` sends the unlock some other way (over MQTT); by default the probe sends it.
+    """
     since = time.monotonic()
     probe.wait_for(contract.STATE_SAFETY, lambda p: p['unlock_allowed'], since=since)
     probe.wait_for(contract.STATE_CONTROL, lambda p: p['unlock_allowed'], since=since)
     since = time.monotonic()
-    probe.send(contract.UNLOCK)
+    if send is None:
+        probe.send(contract.UNLOCK)
+    else:
+        send()
     probe.wait_for(contract.STATE_SAFETY, lambda p: p['safe_to_move'], since=since)
     probe.wait_for(contract.STATE_CONTROL, lambda p: not p['locked'], since=since)
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 import json
 import threading
 import time
@@ -17,10 +17,12 @@ from std_msgs.msg import String
 from kilo_core import contract
 from kilo_core.node_shell import REQUEST_QOS
 
+from helpers import repeating
+
 REQUESTS = (contract.DRIVE, contract.STOP, contract.HEARTBEAT, contract.UNLOCK,
             contract.CLEAR_STOP, contract.INTENT, contract.PHONE_IMU)
 TRUTHS = (contract.STATE_SAFETY, contract.STATE_CONTROL, contract.RELAY_STATUS,
-          contract.STATE_SAFETY_MODEL)
+          contract.STATE_SAFETY_MODEL, contract.STATE_SYSTEM)
 RECORD_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
                         durability=DurabilityPolicy.VOLATILE)
 
@@ -33,10 +35,12 @@ class Probe:
     def __init__(self) -> None:
         self.node = Node('kilo_test_probe')
         self._cond = threading.Condition()
-        self.history: dict[str, list[tuple[float, Payload]]] = {t.ros: [] for t in TRUTHS}
+        # Truth, and what reaches the request topics (from the bridge or from us).
+        self.history: dict[str, list[tuple[float, Payload]]] = {
+            t.ros: [] for t in (*TRUTHS, *REQUESTS)}
         self.publishers = {
             t.ros: self.node.create_publisher(String, t.ros, REQUEST_QOS) for t in REQUESTS}
-        for topic in TRUTHS:
+        for topic in (*TRUTHS, *REQUESTS):
             self.node.create_subscription(
                 String, topic.ros, self._recorder(topic.ros), RECORD_QOS)
         self._executor = SingleThreadedExecutor()
@@ -73,29 +77,19 @@ class Probe:
         """Stream heartbeats, as the phone does, for the duration of the block."""
         return self.stream(contract.HEARTBEAT, hz)
 
-    @contextmanager
-    def stream(self, topic: contract.Topic, hz: float, **fields: Any) -> Iterator[None]:
+    def stream(
+            self, topic: contract.Topic, hz: float, **fields: Any,
+    ) -> AbstractContextManager[None]:
         """Publish ``topic`` at ``hz`` for the duration of the block."""
-        stop = threading.Event()
-
-        def beat() -> None:
-            while not stop.is_set():
-                self.send(topic, **fields)
-                stop.wait(1.0 / hz)
-        thread = threading.Thread(target=beat, daemon=True)
-        thread.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            thread.join()
+        return repeating(lambda: self.send(topic, **fields), hz)
 
     def wait_matched(self, expected: dict[contract.Topic, int], timeout: float = 10.0) -> None:
         """Wait until each request publisher sees the expected number of subscribers."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             counts = {t: self.publishers[t.ros].get_subscription_count() for t in expected}
-            if all(counts[t] >= n for t, n in expected.items()):
+            # +1: the probe's own recorder subscription is matched too.
+            if all(counts[t] >= n + 1 for t, n in expected.items()):
                 return
             time.sleep(0.05)
         raise AssertionError(f'request topics not matched: {counts}')

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 
-from flows import drive, unlock
 import pytest
 
 from kilo_core import contract
 
 from conftest import Stack
+from flows import drive, unlock
 
 pytestmark = pytest.mark.ros
 

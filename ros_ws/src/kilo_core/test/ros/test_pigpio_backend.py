@@ -5,12 +5,12 @@ from __future__ import annotations
 import signal
 import time
 
-from flows import drive, driving, neutral, unlock
 import pytest
 
 from kilo_core import contract
 
 from conftest import Stack
+from flows import drive, driving, neutral, unlock
 from pigpiod_double import PigpiodDouble
 
 pytestmark = pytest.mark.ros

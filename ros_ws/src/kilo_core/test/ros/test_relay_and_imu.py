@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 
-from flows import drive, neutral, unlock
 import pytest
 
 from kilo_core import contract
 
 from conftest import Stack
+from flows import drive, neutral, unlock
 from helpers import G, ON_ITS_SIDE, UPRIGHT
 
 pytestmark = pytest.mark.ros

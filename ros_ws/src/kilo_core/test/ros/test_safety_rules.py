@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 
-from flows import drive, neutral, unlock, unlock_verdicts, wait_heartbeat_seen
 import pytest
 
 from kilo_core import contract
 
 from conftest import Stack
+from flows import drive, neutral, unlock, unlock_verdicts, wait_heartbeat_seen
 
 pytestmark = pytest.mark.ros
 CMD_TTL_S = 0.5
