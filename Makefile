@@ -5,9 +5,11 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# paho-mqtt 1.6 (what apt gives the robot), installed beside the venv for the second MQTT run.
+PAHO16 := $(VENV)/paho-1.6
 PKG := ros_ws/src/kilo_core
 # Debian packages the two commands need on a fresh machine.
-APT_PACKAGES := python3 python3-venv
+APT_PACKAGES := python3 python3-venv mosquitto mosquitto-clients
 # Each run gets its own DDS domain unless the caller picks one.
 export ROS_DOMAIN_ID ?= $(shell echo $$(( $$$$ % 200 + 20 )))
 # Keep DDS discovery on this machine (kilted and humble spell it differently).
@@ -16,7 +18,7 @@ export ROS_LOCALHOST_ONLY ?= 1
 # Fast DDS start-up announcements tuned so processes started together match at once.
 export FASTDDS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/config/fastdds/kilo7_dev.xml
 
-.PHONY: all system-deps venv lint test test-unit test-ros run clean
+.PHONY: all system-deps venv lint test test-unit test-ros test-mqtt test-mqtt-paho16 run clean
 
 all: lint test
 
@@ -36,6 +38,11 @@ $(STAMP): requirements/dev.txt $(PKG)/setup.py | system-deps
 	$(PY) -m pip install -q --disable-pip-version-check -e $(PKG)
 	touch $@
 
+$(PAHO16)/.installed: requirements/paho-1.6.txt | $(STAMP)
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --target $(PAHO16) \
+	  -r requirements/paho-1.6.txt
+	touch $@
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
@@ -44,13 +51,21 @@ PYTEST = $(PY) -m pytest $(1) || { rc=$$?; [ $$rc -eq 5 ] && echo "pytest: no te
 
 # Pure core without ROS, with the branch-coverage gate on kilo_core.core.
 test-unit: $(STAMP)
-	$(call PYTEST,-m 'not ros' --cov --cov-report=term-missing --cov-fail-under=95)
+	$(call PYTEST,-m 'not ros and not mqtt' --cov --cov-report=term-missing --cov-fail-under=95)
 
 # Real nodes on real rclpy + Fast DDS.
 test-ros: $(STAMP)
-	$(call PYTEST,-m ros)
+	$(call PYTEST,-m 'ros and not mqtt')
 
-test: lint test-unit test-ros
+# Real mosquitto + the four nodes + a paho client as the phone, on paho 2.x ...
+test-mqtt: $(STAMP)
+	KILO_EXPECT_PAHO=2. $(call PYTEST,-m mqtt)
+
+# ... and again on paho 1.6 (the bridge and the phone both import it).
+test-mqtt-paho16: $(PAHO16)/.installed
+	PYTHONPATH=$(CURDIR)/$(PAHO16) KILO_EXPECT_PAHO=1.6 $(call PYTEST,-m mqtt)
+
+test: lint test-unit test-ros test-mqtt test-mqtt-paho16
 
 run: $(STAMP)
 	$(PY) -m kilo_core.tools.stack
