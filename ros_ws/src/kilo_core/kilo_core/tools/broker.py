@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import os
 from pathlib import Path
 import shutil
@@ -30,13 +31,22 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def config_text(port: int) -> str:
-    """Loopback only, no persistence: a throwaway broker for one run."""
-    return (f'listener {port} 127.0.0.1\n'
-            'allow_anonymous true\n'
+def config_text(port: int, listener_options: str = '', extra: str = '',
+                anonymous: bool = True) -> str:
+    """Loopback only, no persistence: a throwaway broker for one run.
+
+    ``listener_options`` go under the main listener (e.g. TLS files), ``extra`` at the
+    end (e.g. a second listener, a password file).
+    """
+    # Run as whoever started it: as root, mosquitto would switch to the `mosquitto` user
+    # and could no longer read the files (password file, certificates) of this run.
+    return (f'user {getpass.getuser()}\n'
+            f'listener {port} 127.0.0.1\n{listener_options}'
+            f'allow_anonymous {"true" if anonymous else "false"}\n'
             'persistence false\n'
             'log_dest stdout\n'
-            'log_type error\nlog_type warning\nlog_type notice\n')
+            'log_type error\nlog_type warning\nlog_type notice\n'
+            f'{extra}')
 
 
 def _accepting(port: int) -> bool:
@@ -50,15 +60,16 @@ def _accepting(port: int) -> bool:
 class Broker:
     """One mosquitto process; start() returns once it accepts connections."""
 
-    def __init__(self, port: int, workdir: Path) -> None:
+    def __init__(self, port: int, workdir: Path, config: str | None = None) -> None:
         self.port = port
         self.workdir = workdir
+        self.config = config_text(port) if config is None else config
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> Broker:
         self.workdir.mkdir(parents=True, exist_ok=True)
         conf = self.workdir / 'mosquitto.conf'
-        conf.write_text(config_text(self.port), encoding='utf-8')
+        conf.write_text(self.config, encoding='utf-8')
         self.proc = start_process(
             [mosquitto_binary(), '-c', str(conf)], self.workdir / 'mosquitto.log')
         deadline = time.monotonic() + START_TIMEOUT_S

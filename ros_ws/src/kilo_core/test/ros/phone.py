@@ -33,10 +33,11 @@ class Phone:
     """Sends requests and records every robot message with its receipt time."""
 
     def __init__(self, port: int, client_id: str = 'test-phone',
-                 subscribe: tuple[str, ...] = ROBOT_TOPICS) -> None:
+                 subscribe: tuple[str, ...] = ROBOT_TOPICS, username: str | None = None,
+                 password: str | None = None) -> None:
         self._cond = threading.Condition()
         self.history: list[Message] = []
-        self.client = mqtt_link.connect('127.0.0.1', port, client_id)
+        self.client = mqtt_link.connect('127.0.0.1', port, client_id, username, password)
         mqtt_link.on_message(self.client, self._record)
         if subscribe:
             self.client.subscribe([(topic, 1) for topic in subscribe])

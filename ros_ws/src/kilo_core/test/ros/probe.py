@@ -50,8 +50,12 @@ class Probe:
 
     def _recorder(self, name: str) -> Callable[[String], None]:
         def record(msg: String) -> None:
+            try:
+                payload = json.loads(msg.data)
+            except ValueError:  # tests publish garbage requests on purpose
+                payload = {'unparsed': msg.data}
             with self._cond:
-                self.history[name].append((time.monotonic(), json.loads(msg.data)))
+                self.history[name].append((time.monotonic(), payload))
                 self._cond.notify_all()
         return record
 

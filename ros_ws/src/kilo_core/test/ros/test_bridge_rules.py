@@ -222,8 +222,10 @@ def test_health_turns_not_ok_when_a_node_stops_publishing_truth(
         bridged: Stack, phone: Phone) -> None:
     killed = time.monotonic()
     bridged.kill('relay_kill')
-    health = phone.wait_for(HEALTH, lambda p: not p['ok'], timeout=5.0, since=killed)
-    assert health['stale_topics'] == [contract.RELAY_STATUS.ros]
+    health = phone.wait_for(
+        HEALTH, lambda p: p['stale_topics'] == [contract.RELAY_STATUS.ros], timeout=5.0,
+        since=killed)
+    assert health['ok'] is False
     system = phone.wait_for(
         SYSTEM, lambda p: not p['nodes'][contract.NODE_RELAY_KILL]['alive'], since=killed)
     assert system['nodes'][contract.NODE_CONTROL]['alive'] is True
