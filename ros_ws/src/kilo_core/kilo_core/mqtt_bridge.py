@@ -65,7 +65,7 @@ class MqttBridge(KiloNode):
         self._mode = Mode.MANUAL.value
         self._rejected: Counter[str] = Counter()
         self._latest: dict[contract.Topic, str] = {}
-        self._watch = telemetry.TruthWatch(self.config.ttl.truth_ttl_ms / 1000.0, self._started)
+        self._watch = telemetry.TruthWatch(self.config.ttl.truth_ttl_ms / 1000.0)
         refresh_s = 1.0 / settings.truth_refresh_hz
         self._truth_throttle = {t: telemetry.OnChangeThrottle(refresh_s) for t in BRIDGED_TRUTH}
         self._system_throttle = telemetry.OnChangeThrottle(1.0 / settings.system_hz)

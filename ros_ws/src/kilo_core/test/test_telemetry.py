@@ -25,7 +25,7 @@ def test_change_key_ignores_ages_and_stamps() -> None:
 
 
 def test_truth_watch_reports_stale_topics_and_node_liveness() -> None:
-    watch = TruthWatch(ttl_s=0.5, started=0.0)
+    watch = TruthWatch(ttl_s=0.5)
     assert len(watch.stale_topics(now=0.1)) == len(telemetry.WATCHED_TRUTH)  # nothing yet
     for topic in telemetry.WATCHED_TRUTH:
         watch.saw(topic, now=1.0)
@@ -40,7 +40,7 @@ def test_truth_watch_reports_stale_topics_and_node_liveness() -> None:
 
 
 def test_a_node_with_two_truth_topics_is_dead_when_either_is_stale() -> None:
-    watch = TruthWatch(ttl_s=0.5, started=0.0)
+    watch = TruthWatch(ttl_s=0.5)
     watch.saw(contract.STATE_SAFETY, now=1.0)
     nodes = watch.nodes(now=1.1)
     assert nodes[contract.NODE_SAFETY_GATE] == {'alive': False, 'age_ms': None}

@@ -58,9 +58,8 @@ class OnChangeThrottle:
 class TruthWatch:
     """Receipt times of the watched truth topics, on the robot's monotonic clock."""
 
-    def __init__(self, ttl_s: float, started: float) -> None:
+    def __init__(self, ttl_s: float) -> None:
         self.ttl_s = ttl_s
-        self.started = started
         self._seen: dict[contract.Topic, float] = {}
 
     def saw(self, topic: contract.Topic, now: float) -> None:
