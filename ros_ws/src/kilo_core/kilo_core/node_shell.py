@@ -19,7 +19,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import String
 
-from kilo_core import contract
+from kilo_core import contract, systemd
 from kilo_core.core import config as config_core
 from kilo_core.core.requests import Accepted, validate
 from kilo_core.core.telemetry import change_key
@@ -53,6 +53,10 @@ class KiloNode(Node):
         override = self.declare_parameter('config', '').value
         self.config = config_core.load(override or None)
         self.get_logger().info(f'config: {self.config.source}')
+        watchdog_s = systemd.watchdog_period_s()
+        if watchdog_s is not None:
+            # Petted from the executor: a node whose callbacks stop is restarted by systemd.
+            self.create_timer(watchdog_s / 2, lambda: systemd.notify(systemd.WATCHDOG))
 
     def subscribe_json(
             self, topic: contract.Topic, handler: Callable[[dict[str, Any], float], None],
@@ -92,6 +96,8 @@ class TruthPublisher:
         self._last_key = key
         stamped = {'schema_version': payload['schema_version'], 'ts_ms': wall_ms(), **payload}
         self._publisher.publish(String(data=json.dumps(stamped, separators=(',', ':'))))
+        if self.published == 0:
+            systemd.notify(systemd.READY)  # ready = the first truth is out
         self.published += 1
         return True
 
