@@ -10,6 +10,12 @@ PAHO16 := $(VENV)/paho-1.6
 PKG := ros_ws/src/kilo_core
 # Debian packages the two commands need on a fresh machine.
 APT_PACKAGES := python3 python3-venv mosquitto mosquitto-clients
+# ... to build the .deb (make deb), and to test it in a systemd container (make test-package).
+DEB_APT_PACKAGES := debhelper dpkg-dev lintian python3-setuptools systemd
+CONTAINER_APT_PACKAGES := podman runc debootstrap
+DEB_VERSION := $(shell sed -n '1s/^kilo7 (\(.*\)).*/\1/p' packaging/debian/changelog)
+DEB := dist/kilo7_$(DEB_VERSION)_all.deb
+DEB_BUILD := build/deb/kilo7-$(DEB_VERSION)
 # Each run gets its own DDS domain unless the caller picks one.
 export ROS_DOMAIN_ID ?= $(shell echo $$(( $$$$ % 200 + 20 )))
 # Keep DDS discovery on this machine (kilted and humble spell it differently).
@@ -18,17 +24,21 @@ export ROS_LOCALHOST_ONLY ?= 1
 # Fast DDS start-up announcements tuned so processes started together match at once.
 export FASTDDS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/config/fastdds/kilo7_dev.xml
 
-.PHONY: all system-deps venv lint test test-unit test-ros test-mqtt test-mqtt-paho16 run clean
+.PHONY: all system-deps venv lint test test-unit test-ros test-mqtt test-mqtt-paho16 \
+	deb test-units test-package run clean
 
 all: lint test
 
-system-deps:
-	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+# apt-get install what is missing of $(1), as root or through sudo.
+apt_install = missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages: $$missing"; \
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$SUDO apt-get update -q && $$SUDO apt-get install -y -q $$missing; \
 	fi
+
+system-deps:
+	@$(call apt_install,$(APT_PACKAGES))
 
 venv: $(STAMP)
 
@@ -65,7 +75,33 @@ test-mqtt: $(STAMP)
 test-mqtt-paho16: $(PAHO16)/.installed
 	PYTHONPATH=$(CURDIR)/$(PAHO16) KILO_EXPECT_PAHO=1.6 $(call PYTEST,-m mqtt)
 
-test: lint test-unit test-ros test-mqtt test-mqtt-paho16
+test: lint test-unit test-ros test-mqtt test-mqtt-paho16 test-units
+
+# The kilo7 .deb from this tree (packaging/debian), lintian-clean or it fails.
+deb:
+	@$(call apt_install,$(DEB_APT_PACKAGES))
+	rm -rf build/deb && mkdir -p $(DEB_BUILD)/kilo_core dist
+	cp -r packaging/debian packaging/files README.md $(DEB_BUILD)/
+	tar -C $(PKG) --exclude=./test --exclude='*.egg-info' --exclude=__pycache__ -c . \
+	  | tar -C $(DEB_BUILD)/kilo_core -x
+	cd $(DEB_BUILD) && dpkg-buildpackage -us -uc -b
+	mv build/deb/kilo7_$(DEB_VERSION)_all.deb $(DEB)
+	lintian --fail-on error,warning $(DEB)
+
+# The four units as packaged, each at most 2.0 on systemd's exposure scale (0-10).
+test-units: deb
+	@for unit in $(DEB_BUILD)/debian/kilo7/lib/systemd/system/kilo7-*.service; do \
+	  score=$$(systemd-analyze security --offline=true --threshold=20 $$unit) \
+	    || { echo "$$score" | tail -1; echo "FAIL: $$unit is above 2.0" >&2; exit 1; }; \
+	  echo "$$(basename $$unit): $$(echo "$$score" | tail -1 | sed 's/.*: //')"; \
+	done
+
+# The .deb in a Debian bookworm container with systemd as PID 1 (podman + runc).
+test-package: deb $(STAMP)
+	@$(call apt_install,$(CONTAINER_APT_PACKAGES))
+	packaging/test/build-image.sh > build/test-image.tag
+	KILO7_DEB=$(CURDIR)/$(DEB) KILO7_TEST_IMAGE=$$(cat build/test-image.tag) \
+	  $(call PYTEST,packaging/test)
 
 run: $(STAMP)
 	$(PY) -m kilo_core.tools.stack

@@ -15,7 +15,7 @@ setup(
     install_requires=['setuptools', 'jsonschema', 'PyYAML', 'pigpio', 'paho-mqtt>=1.6'],
     zip_safe=True,
     maintainer='KILO.7 developers',
-    maintainer_email='dev@kilo7.local',
+    maintainer_email='dev@kilo7.example.org',
     description='KILO.7 robot core: Safety Gate, Control PWM, kill relay and MQTT bridge nodes.',
     license='Apache-2.0',
     entry_points={

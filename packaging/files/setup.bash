@@ -1,0 +1,13 @@
+# KILO.7 overlay, laid out as colcon would: source the ROS underlay, then this tree.
+# The underlay comes from KILO_ROS_UNDERLAY (/etc/default/kilo7), default ROS 2 Humble.
+_kilo7_prefix=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+_kilo7_underlay=${KILO_ROS_UNDERLAY:-/opt/ros/humble/setup.bash}
+if [ -f "$_kilo7_underlay" ]; then
+  # shellcheck disable=SC1090
+  . "$_kilo7_underlay"
+else
+  echo "kilo7: ROS underlay $_kilo7_underlay not found (set KILO_ROS_UNDERLAY)" >&2
+fi
+export AMENT_PREFIX_PATH="$_kilo7_prefix${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
+export PYTHONPATH="$_kilo7_prefix/lib/python3/site-packages${PYTHONPATH:+:$PYTHONPATH}"
+unset _kilo7_prefix _kilo7_underlay

@@ -1,0 +1,200 @@
+"""The kilo7 .deb in a real systemd: install, the record's section D, config, watchdog,
+upgrade, remove, purge.
+
+A Debian bookworm container (podman + runc) with systemd as PID 1 and ROS 2 from PyPI
+wheels in /opt/ros-wheels. The steps share one container and run in file order, as an
+operator would do them. Run by `make test-package` (KILO7_DEB and KILO7_TEST_IMAGE set).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+import json
+import os
+import shlex
+import subprocess
+import time
+
+import pytest
+
+from kilo_core import contract, schemas
+
+UNITS = ('kilo7-control', 'kilo7-safety-gate', 'kilo7-relay-kill', 'kilo7-mqtt-bridge')
+UNDERLAY = '/opt/ros-wheels/bin/activate'
+BACKEND_ENV = '/opt/kilo7/kilo7-backend.env'
+CONFIG = '/opt/kilo7/config/kilo7.yaml'
+# podman + runc, ulimits within the host's hard limits (see shared notes).
+RUN_OPTIONS = ('--runtime=runc', '--systemd=always', '--ulimit=nofile=20000:20000',
+               '--ulimit=nproc=32768:32768', '--hostname=kilo7-robot')
+
+
+class Container:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def sh(self, command: str, check: bool = True, timeout: float = 120) -> str:
+        done = subprocess.run(['podman', 'exec', self.name, 'bash', '-c', command],
+                              capture_output=True, text=True, timeout=timeout)
+        if check and done.returncode != 0:
+            raise AssertionError(f'{command!r} exited {done.returncode}:\n'
+                                 f'{done.stdout}\n{done.stderr}')
+        return done.stdout.strip()
+
+    def wait(self, command: str, timeout: float = 60.0) -> str:
+        """Run ``command`` until it succeeds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            done = subprocess.run(['podman', 'exec', self.name, 'bash', '-c', command],
+                                  capture_output=True, text=True, timeout=timeout)
+            if done.returncode == 0:
+                return done.stdout.strip()
+            if time.monotonic() > deadline:
+                raise AssertionError(f'{command!r} never succeeded: {done.stdout}{done.stderr}')
+            time.sleep(0.5)
+
+    def show(self, unit: str, *props: str) -> dict[str, str]:
+        out = self.sh(f'systemctl show {unit} ' + ' '.join(f'-p {p}' for p in props))
+        return dict(line.split('=', 1) for line in out.splitlines())
+
+    def wait_all_running(self) -> None:
+        for unit in UNITS:
+            self.wait(f'[ "$(systemctl show {unit} -p SubState --value)" = running ]')
+
+    def truth(self, topic: str) -> dict:
+        return json.loads(self.wait(f'mosquitto_sub -t {topic} -C 1 -W 10', timeout=30))
+
+    def cmdlines(self, unit: str) -> list[str]:
+        """Command lines of every process of the unit (its cgroup)."""
+        cgroup = self.sh(f'systemctl show {unit} -p ControlGroup --value')
+        pids = self.sh(f'cat /sys/fs/cgroup{cgroup}/cgroup.procs 2>/dev/null '
+                       f'|| cat /sys/fs/cgroup/systemd{cgroup}/cgroup.procs').split()
+        return [self.sh(f"tr '\\0' ' ' < /proc/{pid}/cmdline", check=False) for pid in pids]
+
+
+@pytest.fixture(scope='module')
+def robot() -> Iterator[Container]:
+    deb, image = os.environ.get('KILO7_DEB'), os.environ.get('KILO7_TEST_IMAGE')
+    if not deb or not image:
+        raise pytest.UsageError('run through `make test-package` (KILO7_DEB, KILO7_TEST_IMAGE)')
+    name = f'kilo7-pkgtest-{os.getpid()}'
+    subprocess.run(['podman', 'run', '-d', '--name', name, *RUN_OPTIONS, image],
+                   check=True, capture_output=True)
+    container = Container(name)
+    try:
+        state = container.wait('systemctl is-system-running --wait; true')
+        assert state in ('running', 'degraded'), state
+        subprocess.run(['podman', 'cp', deb, f'{name}:/tmp/kilo7.deb'], check=True)
+        # The operator's one edit before install: which ROS underlay this robot has.
+        container.sh(f'printf "KILO_ROS_WS=/opt/kilo7/robot/ros_ws\\n'
+                     f'KILO_ROS_UNDERLAY={UNDERLAY}\\n" > /etc/default/kilo7')
+        yield container
+    finally:
+        subprocess.run(['podman', 'rm', '-f', '-t', '2', name], capture_output=True)
+
+
+def test_install_starts_the_four_services_running_without_restarts(robot: Container) -> None:
+    robot.sh('DEBIAN_FRONTEND=noninteractive apt-get install -y -q '
+             '-o Dpkg::Options::=--force-confold /tmp/kilo7.deb', timeout=300)
+    assert 'KILO_ROS_UNDERLAY=/opt/ros-wheels' in robot.sh('cat /etc/default/kilo7')
+    robot.wait_all_running()
+    time.sleep(3)  # a crash loop would show as restarts by now
+    for unit in UNITS:
+        assert robot.show(unit, 'NRestarts', 'ActiveState', 'SubState') == {
+            'NRestarts': '0', 'ActiveState': 'active', 'SubState': 'running'}, unit
+    assert robot.sh('systemctl is-active kilo7.target') == 'active'
+
+
+def test_env_files_are_present_and_loaded(robot: Container) -> None:
+    for unit in UNITS:
+        files = robot.sh(f'systemctl show {unit} -p EnvironmentFiles')  # a line per file
+        assert '/etc/default/kilo7 (ignore_errors=yes)' in files
+        assert f'{BACKEND_ENV} (ignore_errors=yes)' in files
+    assert 'KILO_ROS_WS=/opt/kilo7/robot/ros_ws' in robot.sh('cat /etc/default/kilo7')
+    assert '# KILO_CONFIG=/opt/kilo7/config/kilo7.yaml' in robot.sh(f'cat {BACKEND_ENV}')
+    assert robot.sh(f'{UNDERLAY.replace("activate", "python3")} -c '
+                    '"import paho.mqtt.client, paho.mqtt; print(paho.mqtt.__version__)"') \
+        .startswith('1.6')  # apt's paho, through the venv's system site packages
+
+
+def test_truth_on_mqtt_is_the_boot_record(robot: Container) -> None:
+    health = robot.truth(contract.HEALTH.mqtt)
+    assert schemas.first_error(contract.HEALTH.schema, health) is None
+    assert health['ok'] is True and health['build'] == '0.1.0'
+    safety = robot.truth(contract.STATE_SAFETY.mqtt)
+    assert schemas.first_error(contract.STATE_SAFETY.schema, safety) is None
+    assert safety['safe_to_move'] is False and safety['reason'] == 'OVERRIDE_REQUIRED'
+    control = robot.truth(contract.STATE_CONTROL.mqtt)
+    assert schemas.first_error(contract.STATE_CONTROL.schema, control) is None
+    assert control['applied']['throttle'] == 0.0 and control['locked'] is True
+    assert control['relay_killed'] is True
+    # The seed's UI probe, on the system Python with apt's paho.
+    probe = json.loads(robot.sh('/opt/kilo7/tools/ui_truth_probe.py'))
+    assert probe['emotion'] == 'OVERRIDE_REQUIRED' and probe['motion_allowed'] is False
+
+
+def test_units_are_hardened_to_at_most_2_0(robot: Container) -> None:
+    for unit in UNITS:
+        score = robot.sh(f'systemd-analyze security {unit} | tail -1')
+        exposure = float(score.split('level for')[1].split(':')[1].split()[0])
+        print(f'{unit}: {exposure}')
+        assert exposure <= 2.0, score
+    assert robot.show('kilo7-control', 'User')['User'] == 'kilo7'
+
+
+def test_config_is_passed_only_when_kilo_config_is_set(robot: Container) -> None:
+    for unit in UNITS:
+        lines = robot.cmdlines(unit)
+        assert lines and not any('config:=' in line for line in lines), (unit, lines)
+    robot.sh(f'echo "KILO_CONFIG={CONFIG}" >> {BACKEND_ENV} && systemctl restart kilo7.target')
+    robot.wait_all_running()
+    try:
+        for unit in UNITS:
+            lines = robot.cmdlines(unit)
+            assert any(f'--ros-args -p config:={CONFIG}' in line for line in lines), lines
+        assert robot.truth(contract.STATE_SAFETY.mqtt)['reason'] == 'OVERRIDE_REQUIRED'
+    finally:
+        robot.sh(f"sed -i '/^KILO_CONFIG=/d' {BACKEND_ENV} && systemctl restart kilo7.target")
+        robot.wait_all_running()
+
+
+def test_a_hung_node_is_restarted_by_the_watchdog(robot: Container) -> None:
+    before = robot.show('kilo7-control', 'MainPID', 'NRestarts')
+    robot.sh(f'kill -STOP {before["MainPID"]}')
+    robot.wait('[ "$(systemctl show kilo7-control -p NRestarts --value)" = 1 ]', timeout=30)
+    robot.wait_all_running()
+    after = robot.show('kilo7-control', 'MainPID', 'NRestarts')
+    assert after['MainPID'] != before['MainPID']
+    log = robot.sh('journalctl -u kilo7-control --no-pager | tail -30')
+    assert 'Watchdog timeout' in log, log
+    # The restarted Control boots fail-closed.
+    control = robot.truth(contract.STATE_CONTROL.mqtt)
+    assert control['locked'] is True and control['applied']['throttle'] == 0.0
+
+
+def test_upgrade_restarts_the_services_fail_closed(robot: Container) -> None:
+    before = {unit: robot.show(unit, 'MainPID')['MainPID'] for unit in UNITS}
+    robot.sh('DEBIAN_FRONTEND=noninteractive apt-get install -y -q --reinstall '
+             '-o Dpkg::Options::=--force-confold /tmp/kilo7.deb', timeout=300)
+    robot.wait_all_running()
+    for unit in UNITS:
+        assert robot.show(unit, 'MainPID')['MainPID'] != before[unit], unit
+    safety = robot.truth(contract.STATE_SAFETY.mqtt)
+    assert safety['reason'] == 'OVERRIDE_REQUIRED'
+    control = robot.truth(contract.STATE_CONTROL.mqtt)
+    assert control['locked_reason'] == 'BOOT_LOCK' and control['relay_killed'] is True
+
+
+def test_remove_stops_the_services_and_keeps_conffiles(robot: Container) -> None:
+    robot.sh('DEBIAN_FRONTEND=noninteractive apt-get remove -y -q kilo7', timeout=120)
+    for unit in UNITS:
+        assert robot.sh(f'systemctl is-active {unit}', check=False) in ('inactive', 'unknown')
+    assert 'KILO_ROS_UNDERLAY=/opt/ros-wheels' in robot.sh('cat /etc/default/kilo7')
+    robot.sh(f'test -f {BACKEND_ENV} && test -f {CONFIG}')
+    robot.sh('getent passwd kilo7')
+
+
+def test_purge_removes_the_user_state_and_conffiles(robot: Container) -> None:
+    robot.sh('DEBIAN_FRONTEND=noninteractive apt-get purge -y -q kilo7', timeout=120)
+    assert robot.sh('getent passwd kilo7', check=False) == ''
+    for path in ('/var/lib/kilo7', '/var/log/kilo7', '/etc/default/kilo7', BACKEND_ENV):
+        assert robot.sh(f'test -e {shlex.quote(path)} && echo present', check=False) == '', path
