@@ -59,8 +59,10 @@ def test_kilo7_drives_stops_and_probes_the_robot(bridged: Stack, probe: Probe) -
                 stopped = probe.wait_for(contract.STATE_CONTROL, lambda p: p['locked'],
                                          since=stop_at)
                 assert stopped['applied']['throttle'] == 0.0
+                # One line per change: the gate's deny may show a moment before
+                # Control's neutral arrives, so read on until both have.
                 line = json.loads(watch.stdout.readline())
-                while line['emotion'] == 'OK':
+                while not line['locked']:
                     line = json.loads(watch.stdout.readline())
                 assert line['emotion'] == 'EXPLICIT_STOP' and line['ui_lock'] is True
                 assert line['motion_allowed'] is False and line['throttle'] == 0.0

@@ -41,6 +41,11 @@ class Output:
         proc.stdout.close()
 
     def wait_for(self, pattern: str, timeout: float = 5.0) -> str:
+        """The first line, printed so far or within ``timeout``, that matches ``pattern``
+        (the nodes' first lines come in any order)."""
+        for line in self.seen:
+            if re.search(pattern, line):
+                return line
         deadline = time.monotonic() + timeout
         while True:
             try:
