@@ -5,6 +5,11 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Ansible, molecule, ansible-lint and testinfra: a venv of their own.
+ANSIBLE_VENV := .venv-ansible
+ANSIBLE_STAMP := $(ANSIBLE_VENV)/.installed
+# The robot `make audit` checks, as testinfra spells it (e.g. ssh://kilo@192.168.1.50).
+AUDIT_HOST ?=
 # paho-mqtt 1.6 (what apt gives the robot), installed beside the venv for the second MQTT run.
 PAHO16 := $(VENV)/paho-1.6
 PKG := ros_ws/src/kilo_core
@@ -25,7 +30,7 @@ export ROS_LOCALHOST_ONLY ?= 1
 export FASTDDS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/config/fastdds/kilo7_dev.xml
 
 .PHONY: all system-deps venv lint test test-unit test-ros test-mqtt test-mqtt-paho16 \
-	deb test-units test-package run clean
+	deb test-units test-package lint-ansible molecule audit run clean
 
 all: lint test
 
@@ -46,6 +51,12 @@ $(STAMP): requirements/dev.txt $(PKG)/setup.py | system-deps
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements/dev.txt
 	$(PY) -m pip install -q --disable-pip-version-check -e $(PKG)
+	touch $@
+
+$(ANSIBLE_STAMP): requirements/ansible.txt $(PKG)/setup.py | system-deps
+	python3 -m venv $(ANSIBLE_VENV)
+	$(ANSIBLE_VENV)/bin/pip install -q --disable-pip-version-check -r requirements/ansible.txt \
+	  -e $(PKG)
 	touch $@
 
 $(PAHO16)/.installed: requirements/paho-1.6.txt | $(STAMP)
@@ -97,15 +108,35 @@ test-units: deb
 	done
 
 # The .deb in a Debian bookworm container with systemd as PID 1 (podman + runc).
-test-package: deb $(STAMP)
+# The record's field checks there are the audit suite (tests/audit, testinfra).
+test-package: deb $(STAMP) $(ANSIBLE_STAMP)
 	@$(call apt_install,$(CONTAINER_APT_PACKAGES))
-	packaging/test/build-image.sh > build/test-image.tag
+	packaging/test/build-image.sh package > build/test-image.tag
 	KILO7_DEB=$(CURDIR)/$(DEB) KILO7_TEST_IMAGE=$$(cat build/test-image.tag) \
-	  $(call PYTEST,packaging/test)
+	  KILO7_AUDIT_PYTEST=$(CURDIR)/$(ANSIBLE_VENV)/bin/pytest $(call PYTEST,packaging/test)
+
+# The role and the playbook at ansible-lint's production profile.
+lint-ansible: $(ANSIBLE_STAMP)
+	PATH=$(CURDIR)/$(ANSIBLE_VENV)/bin:$$PATH ansible-lint --profile production \
+	  ansible/site.yml ansible/roles/kilo7
+
+# The role end to end on a bare bookworm container with systemd (molecule/default):
+# converge, idempotence, then tests/audit as the verifier; and in image-build mode
+# in a container with no init, like a chroot (molecule/image).
+molecule: lint-ansible deb
+	@$(call apt_install,$(CONTAINER_APT_PACKAGES))
+	packaging/test/build-image.sh bare > build/bare-image.tag
+	KILO7_BARE_IMAGE=$$(cat build/bare-image.tag) KILO7_DEB=$(CURDIR)/$(DEB) \
+	  PATH=$(CURDIR)/$(ANSIBLE_VENV)/bin:$$PATH molecule test --all
+
+# The same audit against a robot in the field: make audit AUDIT_HOST=ssh://kilo@robot
+audit: $(ANSIBLE_STAMP)
+	@[ -n "$(AUDIT_HOST)" ] || { echo "set AUDIT_HOST, e.g. ssh://kilo@192.168.1.50" >&2; exit 2; }
+	$(ANSIBLE_VENV)/bin/pytest -p no:cacheprovider --hosts=$(AUDIT_HOST) --sudo tests/audit
 
 run: $(STAMP)
 	$(PY) -m kilo_core.tools.stack
 
 clean:
-	rm -rf $(VENV) .pytest_cache .coverage .hypothesis build dist
+	rm -rf $(VENV) $(ANSIBLE_VENV) .pytest_cache .coverage .hypothesis build dist
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
