@@ -23,7 +23,10 @@ import pytest
 
 from kilo_core import contract
 
-AUDIT = Path(__file__).resolve().parents[2] / 'tests' / 'audit'
+REPO = Path(__file__).resolve().parents[2]
+AUDIT = REPO / 'tests' / 'audit'
+PIGPIOD_DOUBLE = REPO / 'ros_ws' / 'src' / 'kilo_core' / 'test' / 'ros' / 'pigpiod_double.py'
+PIGPIO_CONFIG = '/opt/kilo7/config/pigpio-test.yaml'
 UNITS = ('kilo7-control', 'kilo7-safety-gate', 'kilo7-relay-kill', 'kilo7-mqtt-bridge')
 UNDERLAY = '/opt/ros-wheels/bin/activate'
 BACKEND_ENV = '/opt/kilo7/kilo7-backend.env'
@@ -137,6 +140,31 @@ def test_the_field_audit_passes(robot: Container) -> None:
          str(AUDIT)],
         capture_output=True, text=True, timeout=600)
     assert audit.returncode == 0, audit.stdout[-4000:] + audit.stderr[-2000:]
+
+
+def test_sandboxed_nodes_reach_pigpiod_on_loopback(robot: Container) -> None:
+    """Control and the relay on their pigpio backends, inside the unit sandbox, against
+    the pigpiod protocol double on 127.0.0.1:8888 in the container."""
+    subprocess.run(['podman', 'cp', str(PIGPIOD_DOUBLE), f'{robot.name}:/tmp/'], check=True)
+    robot.sh('systemd-run --unit=pigpiod-double -p StandardOutput=file:/tmp/pigpiod.log '
+             'python3 -u /tmp/pigpiod_double.py 8888')
+    robot.sh(f'printf "control:\\n  backend: pigpio\\nrelay:\\n  mode: rpi_gpio\\n" '
+             f'> {PIGPIO_CONFIG} && echo "KILO_CONFIG={PIGPIO_CONFIG}" >> {BACKEND_ENV} '
+             '&& systemctl restart kilo7.target')
+    try:
+        robot.wait_all_running()
+        control = json.loads(robot.wait(
+            f'mosquitto_sub -t {contract.STATE_CONTROL.mqtt} -C 1 -W 10 '
+            '| grep \'"hw_backend":"pigpio"\' | grep \'"hw_ok":true\'', timeout=30))
+        assert control['applied']['throttle'] == 0.0
+        # Neutral throttle and centred steer pulses, and the relay held at its kill level.
+        robot.wait('grep -q "SERVO 13 1500" /tmp/pigpiod.log && '
+                   'grep -q "SERVO 18 1500" /tmp/pigpiod.log && '
+                   'grep -q "WRITE 17 0" /tmp/pigpiod.log', timeout=30)
+    finally:
+        robot.sh(f"sed -i '/^KILO_CONFIG=/d' {BACKEND_ENV} && systemctl restart kilo7.target "
+                 '&& systemctl stop pigpiod-double')
+        robot.wait_all_running()
 
 
 def test_a_hung_node_is_restarted_by_the_watchdog(robot: Container) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import sys
 import threading
 import time
 
@@ -22,10 +23,11 @@ REQUEST = struct.Struct('IIII')
 
 
 class PigpiodDouble:
-    """Listens on 127.0.0.1:<free port>; ``stop()`` kills it like a dead daemon."""
+    """Listens on 127.0.0.1:<port> (a free one by default); ``stop()`` kills it like a
+    dead daemon."""
 
-    def __init__(self) -> None:
-        self._server = socket.create_server(('127.0.0.1', 0))
+    def __init__(self, port: int = 0) -> None:
+        self._server = socket.create_server(('127.0.0.1', port))
         self.port = self._server.getsockname()[1]
         self._lock = threading.Lock()
         self._clients: list[socket.socket] = []
@@ -99,3 +101,24 @@ class PigpiodDouble:
                     client.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
+
+
+COMMAND_NAMES = {CMD_MODES: 'MODES', CMD_WRITE: 'WRITE', CMD_SERVO: 'SERVO'}
+
+
+def main() -> None:
+    """`python3 pigpiod_double.py PORT`: serve until killed, printing every GPIO command
+    as `SERVO <gpio> <value>` (the package test runs it beside the installed nodes)."""
+    double = PigpiodDouble(int(sys.argv[1]))
+    printed = 0
+    while True:
+        time.sleep(0.05)
+        with double._lock:
+            new = double.log[printed:]
+        for _, cmd, gpio, value in new:
+            print(f'{COMMAND_NAMES[cmd]} {gpio} {value}', flush=True)
+        printed += len(new)
+
+
+if __name__ == '__main__':
+    main()
