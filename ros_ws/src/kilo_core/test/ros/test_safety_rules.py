@@ -48,6 +48,9 @@ def test_stop_then_clear_stop_needs_unlock_before_moving_again(running: Stack) -
         since = time.monotonic()
         probe.send(contract.STOP)
         probe.wait_for(contract.STATE_CONTROL, neutral, since=since)
+        # The gate latches the STOP in its own callback: wait for it before clearing,
+        # or a gate truth from just before the STOP reads as "cleared".
+        probe.wait_for(contract.STATE_SAFETY, lambda p: p['stop_latched'], since=since)
         since = time.monotonic()
         probe.send(contract.CLEAR_STOP)
         gate = probe.wait_for(contract.STATE_SAFETY, lambda p: not p['stop_latched'], since=since)
