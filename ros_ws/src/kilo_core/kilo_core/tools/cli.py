@@ -144,26 +144,36 @@ def cmd_authority(args: argparse.Namespace) -> int:
     import rclpy  # only this command needs ROS
     from rclpy.node import Node
 
+    def publishers(node: Node) -> dict[contract.Topic, list[str]]:
+        return {topic: sorted(info.node_name for info in
+                              node.get_publishers_info_by_topic(topic.ros))
+                for topic in contract.TRUTH_AUTHORITY}
+
     rclpy.init()
     node = Node('kilo7_authority')
     try:
+        # Discovery is gradual: wait for the expected publishers, then keep listening
+        # for --settle seconds, so a second publisher discovered a moment later still
+        # fails the check instead of slipping past an early PASS.
         deadline = time.monotonic() + args.timeout
-        while True:
-            found = {topic: sorted(info.node_name for info in
-                                   node.get_publishers_info_by_topic(topic.ros))
-                     for topic in contract.TRUTH_AUTHORITY}
-            good = all(names == [contract.TRUTH_AUTHORITY[topic]]
-                       for topic, names in found.items())
-            if good or time.monotonic() > deadline:
-                break
+        while time.monotonic() < deadline and not all(
+                contract.TRUTH_AUTHORITY[topic] in names
+                for topic, names in publishers(node).items()):
             rclpy.spin_once(node, timeout_sec=0.1)
+        settled = time.monotonic() + args.settle
+        while time.monotonic() < settled:
+            rclpy.spin_once(node, timeout_sec=0.1)
+        found = publishers(node)
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
+    good = True
     for topic, names in found.items():
         expected = contract.TRUTH_AUTHORITY[topic]
-        verdict = 'PASS' if names == [expected] else 'FAIL'
-        print(f'{verdict}: {topic.ros} publishers={names or "none"} (expected {expected})')
+        passed = names == [expected]
+        good = good and passed
+        print(f'{"PASS" if passed else "FAIL"}: {topic.ros} publishers={names or "none"} '
+              f'(expected {expected})')
     return 0 if good else 1
 
 
@@ -200,8 +210,10 @@ def parser() -> argparse.ArgumentParser:
 
     authority = commands.add_parser(
         'authority', help='check the publishers of the two motion truth topics')
-    authority.add_argument('--timeout', type=float, default=5.0,
-                           help='seconds to wait for the ROS graph')
+    authority.add_argument('--timeout', type=float, default=10.0,
+                           help='seconds to wait for the expected publishers to appear')
+    authority.add_argument('--settle', type=float, default=3.0,
+                           help='seconds to keep listening for other publishers after that')
     authority.set_defaults(func=cmd_authority)
     return top
 

@@ -104,7 +104,7 @@ def test_kilo7_authority_passes_and_fails_on_a_rogue_truth_publisher(
     assert good.stdout.count('PASS') == 2
     rogue = probe.node.create_publisher(String, contract.STATE_SAFETY.ros, TRUTH_QOS)
     try:
-        bad = kilo7('authority', '--timeout', '3')
+        bad = kilo7('authority')
         assert bad.returncode == 1
         assert f'FAIL: {contract.STATE_SAFETY.ros}' in bad.stdout
         assert 'kilo_test_probe' in bad.stdout
