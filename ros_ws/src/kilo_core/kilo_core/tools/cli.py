@@ -80,8 +80,9 @@ def cmd_send(args: argparse.Namespace) -> int:
     try:
         while True:
             payload = make(seq)
-            client.publish(topic.mqtt, json.dumps(payload), qos=qos, retain=False)
+            sent = client.publish(topic.mqtt, json.dumps(payload), qos=qos, retain=False)
             if not args.rate:
+                sent.wait_for_publish(timeout=5.0)  # acknowledged before we disconnect
                 print(json.dumps(payload), flush=True)
                 break
             seq += 1
