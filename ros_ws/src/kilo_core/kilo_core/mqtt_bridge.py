@@ -118,11 +118,9 @@ class MqttBridge(KiloNode):
         with self._lock:
             self._connected = True
             self.get_logger().info('connected to the broker; publishing the latest truth')
-            for topic in BRIDGED_TRUTH:
-                self._truth_throttle[topic].reset()
-                if topic in self._latest:
-                    self._publish_mqtt(topic.mqtt, self._latest[topic])
-            self._system_throttle.reset()
+            for throttle in (*self._truth_throttle.values(), self._system_throttle):
+                throttle.reset()
+            self._republish_truth()
         self._publish_health()
 
     def _on_disconnect(self, reason: str) -> None:
@@ -193,6 +191,7 @@ class MqttBridge(KiloNode):
         self._publish_system(now)
 
     def _republish_truth(self) -> None:
+        """The latest truth of every bridged topic, at once (after a connect, on STATUS)."""
         for topic in BRIDGED_TRUTH:
             if topic in self._latest:
                 self._publish_mqtt(topic.mqtt, self._latest[topic])
