@@ -37,9 +37,10 @@ def wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def request(topic: contract.Topic, **fields: Any) -> dict[str, Any]:
-    """A request as the phone sends it: envelope, phone wall clock, then the fields."""
-    return {'schema_version': topic.schema, 'ts_ms': wall_ms(), 'ts_src': TS_SRC, **fields}
+def request(topic: contract.Topic, ts_ms: int | None = None, **fields: Any) -> dict[str, Any]:
+    """A request as the phone sends it: envelope, phone wall clock (or ``ts_ms``), fields."""
+    stamp = wall_ms() if ts_ms is None else ts_ms
+    return {'schema_version': topic.schema, 'ts_ms': stamp, 'ts_src': TS_SRC, **fields}
 
 
 def _requests(args: argparse.Namespace) -> tuple[contract.Topic, Callable[[int], dict]]:

@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from kilo_core import contract, mqtt_link
+from kilo_core.tools.cli import request
 
 from helpers import repeating
 
@@ -57,8 +58,7 @@ class Phone:
 
     def send(self, topic: contract.Topic, ts_ms: int | None = None, retain: bool = False,
              **fields: Any) -> Payload:
-        stamp = time.time_ns() // 1_000_000 if ts_ms is None else ts_ms
-        body = {'schema_version': topic.schema, 'ts_ms': stamp, 'ts_src': 'phone_wall', **fields}
+        body = request(topic, ts_ms, **fields)
         self.send_raw(topic.mqtt, json.dumps(body), retain=retain)
         return body
 
@@ -67,9 +67,7 @@ class Phone:
     ) -> AbstractContextManager[None]:
         """Publish ``topic`` at ``hz`` (QoS 0, as the phone streams) for the block."""
         def publish() -> None:
-            body = {'schema_version': topic.schema, 'ts_ms': time.time_ns() // 1_000_000,
-                    **fields}
-            self.client.publish(topic.mqtt, json.dumps(body), qos=0)
+            self.client.publish(topic.mqtt, json.dumps(request(topic, **fields)), qos=0)
         return repeating(publish, hz)
 
     def heartbeats(self, hz: float = 5.0) -> AbstractContextManager[None]:
