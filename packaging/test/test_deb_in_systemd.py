@@ -40,9 +40,12 @@ class Container:
     def __init__(self, name: str) -> None:
         self.name = name
 
-    def sh(self, command: str, check: bool = True, timeout: float = 120) -> str:
-        done = subprocess.run(['podman', 'exec', self.name, 'bash', '-c', command],
+    def run(self, command: str, timeout: float) -> subprocess.CompletedProcess:
+        return subprocess.run(['podman', 'exec', self.name, 'bash', '-c', command],
                               capture_output=True, text=True, timeout=timeout)
+
+    def sh(self, command: str, check: bool = True, timeout: float = 120) -> str:
+        done = self.run(command, timeout)
         if check and done.returncode != 0:
             raise AssertionError(f'{command!r} exited {done.returncode}:\n'
                                  f'{done.stdout}\n{done.stderr}')
@@ -52,8 +55,7 @@ class Container:
         """Run ``command`` until it succeeds."""
         deadline = time.monotonic() + timeout
         while True:
-            done = subprocess.run(['podman', 'exec', self.name, 'bash', '-c', command],
-                                  capture_output=True, text=True, timeout=timeout)
+            done = self.run(command, timeout)
             if done.returncode == 0:
                 return done.stdout.strip()
             if time.monotonic() > deadline:
