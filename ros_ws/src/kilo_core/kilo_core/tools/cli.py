@@ -146,10 +146,10 @@ def cmd_authority(args: argparse.Namespace) -> int:
     import rclpy  # only this command needs ROS
     from rclpy.node import Node
 
+    from kilo_core.graph import publisher_names, resolved
+
     def publishers(node: Node) -> dict[contract.Topic, list[str]]:
-        return {topic: sorted(info.node_name for info in
-                              node.get_publishers_info_by_topic(topic.ros))
-                for topic in contract.TRUTH_AUTHORITY}
+        return {topic: publisher_names(node, topic) for topic in contract.TRUTH_AUTHORITY}
 
     rclpy.init()
     node = Node('kilo7_authority')
@@ -159,11 +159,13 @@ def cmd_authority(args: argparse.Namespace) -> int:
         # fails the check instead of slipping past an early PASS.
         deadline = time.monotonic() + args.timeout
         while time.monotonic() < deadline and not all(
-                contract.TRUTH_AUTHORITY[topic] in names
+                contract.TRUTH_AUTHORITY[topic] in names and resolved(names)
                 for topic, names in publishers(node).items()):
             rclpy.spin_once(node, timeout_sec=0.1)
         settled = time.monotonic() + args.settle
-        while time.monotonic() < settled:
+        while time.monotonic() < settled or (
+                time.monotonic() < deadline
+                and not all(resolved(names) for names in publishers(node).values())):
             rclpy.spin_once(node, timeout_sec=0.1)
         found = publishers(node)
     finally:

@@ -15,6 +15,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
 from kilo_core import contract
+from kilo_core.graph import publisher_names, resolved
 from kilo_core.node_shell import REQUEST_QOS
 
 from helpers import repeating
@@ -124,6 +125,11 @@ class Probe:
         with self._cond:
             return [p for t, p in self.history[topic.ros] if t >= since]
 
-    def publishers_of(self, topic: contract.Topic) -> list[str]:
-        return sorted(info.node_name for info in
-                      self.node.get_publishers_info_by_topic(topic.ros))
+    def publishers_of(self, topic: contract.Topic, timeout: float = 10.0) -> list[str]:
+        """Publisher node names, once discovery has named every publisher found."""
+        deadline = time.monotonic() + timeout
+        names = publisher_names(self.node, topic)
+        while not (names and resolved(names)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+            names = publisher_names(self.node, topic)
+        return names
