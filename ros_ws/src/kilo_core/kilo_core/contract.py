@@ -69,6 +69,11 @@ ALL_TOPICS: tuple[Topic, ...] = (
 # MQTT subscriptions that cover every request topic (the phone's whole namespace).
 REQUEST_FILTERS = ('kilo/cmd/#', 'kilo/ui/#', 'kilo/phone/#')
 
+# Broker users (config/mosquitto/kilo7.acl): the bridge alone writes the robot's topics
+# (kilo/state/#, kilo/health, kilo/alerts); the phone writes requests only.
+MQTT_BRIDGE_USER = 'kilo7-bridge'
+MQTT_PHONE_USER = 'kilo7-phone'
+
 # ROS node names: the seed's verification expects exactly these publishers.
 NODE_SAFETY_GATE = 'kilo_safety_gate'
 NODE_CONTROL = 'kilo_control_pwm'

@@ -25,7 +25,7 @@ from kilo_core.contract import Intent, Mode
 from kilo_core.core import telemetry
 from kilo_core.core.alerts import Alert, AlertLimiter, RejectBurst, TransitionAlerts
 from kilo_core.core.bridge import Drop, Forward, IntentDebounce, RESERVED_INTENTS, route, ROUTES
-from kilo_core.core.config import mqtt_from_env
+from kilo_core.core.config import mqtt_from_env, with_password_file
 from kilo_core.node_shell import (
     KiloNode,
     monotonic,
@@ -58,7 +58,7 @@ class MqttBridge(KiloNode):
         super().__init__(contract.NODE_MQTT_BRIDGE)
         self._started = monotonic()
         self._build = package_version()
-        self._settings = mqtt_from_env(self.config.mqtt, os.environ)
+        self._settings = with_password_file(mqtt_from_env(self.config.mqtt, os.environ))
         settings = self._settings
         self._lock = threading.Lock()
         self._connected = False

@@ -22,12 +22,14 @@ MessageHandler = Callable[[str, bytes, bool], None]
 PAHO_VERSION: str = paho.mqtt.__version__
 
 
-def new_client(client_id: str) -> mqtt.Client:
-    """An MQTT v5 client with the current callback API of whichever paho is installed."""
+def new_client(client_id: str, transport: str = 'tcp') -> mqtt.Client:
+    """An MQTT v5 client with the current callback API of whichever paho is installed
+    (``transport``: 'tcp' or 'websockets')."""
     api = getattr(mqtt, 'CallbackAPIVersion', None)
     if api is not None:  # paho >= 2.0
-        return mqtt.Client(api.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
-    return mqtt.Client(client_id=client_id, protocol=mqtt.MQTTv5)
+        return mqtt.Client(api.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5,
+                           transport=transport)
+    return mqtt.Client(client_id=client_id, protocol=mqtt.MQTTv5, transport=transport)
 
 
 def failed(reason_code: Any) -> bool:
@@ -46,11 +48,18 @@ def configure(client: mqtt.Client, settings: MqttConfig) -> None:
     if settings.username:
         client.username_pw_set(settings.username, settings.password or None)
     if settings.tls.enabled:
-        client.tls_set(
-            ca_certs=settings.tls.ca_file or None, certfile=settings.tls.cert_file or None,
-            keyfile=settings.tls.key_file or None, cert_reqs=ssl.CERT_REQUIRED)
+        use_tls(client, settings.tls.ca_file or None, settings.tls.cert_file or None,
+                settings.tls.key_file or None)
     client.reconnect_delay_set(
         min_delay=settings.reconnect_min_s, max_delay=settings.reconnect_max_s)
+
+
+def use_tls(client: mqtt.Client, ca_file: str | None, cert_file: str | None = None,
+            key_file: str | None = None) -> None:
+    """TLS with the server's certificate and host name checked. The protocol is named:
+    paho 1.6's default, ssl.PROTOCOL_TLS, is deprecated."""
+    client.tls_set(ca_certs=ca_file, certfile=cert_file, keyfile=key_file,
+                   cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
 
 
 def on_connect(client: mqtt.Client, handler: Callable[[bool, str], None]) -> None:
@@ -78,11 +87,15 @@ def on_message(client: mqtt.Client, handler: MessageHandler) -> None:
 
 
 def connect(host: str, port: int, client_id: str, username: str | None = None,
-            password: str | None = None, timeout_s: float = 5.0) -> mqtt.Client:
-    """A connected client with its network loop running (for tools and tests)."""
-    client = new_client(client_id)
+            password: str | None = None, timeout_s: float = 5.0, transport: str = 'tcp',
+            ca_file: str | None = None) -> mqtt.Client:
+    """A connected client with its network loop running (for tools and tests); TLS
+    when ``ca_file`` names the CA to trust."""
+    client = new_client(client_id, transport)
     if username:
         client.username_pw_set(username, password)
+    if ca_file:
+        use_tls(client, ca_file)
     done = threading.Event()
     outcome: list[tuple[bool, str]] = []
 

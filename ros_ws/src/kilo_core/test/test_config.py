@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,27 @@ def test_mqtt_environment_rejects_a_bad_port(port: str) -> None:
     with pytest.raises(ConfigError) as info:
         config_core.mqtt_from_env(config_core.load().mqtt, {'KILO_MQTT_PORT': port})
     assert info.value.key == 'KILO_MQTT_PORT'
+
+
+def test_password_file_gives_its_first_line_and_is_then_forgotten(tmp_path: Path) -> None:
+    secret = tmp_path / 'bridge.password'
+    secret.write_text('s3cret\nignored\n', encoding='utf-8')
+    mqtt = config_core.mqtt_from_env(
+        config_core.load().mqtt, {'KILO_MQTT_PASSWORD_FILE': str(secret)})
+    assert mqtt.password_file == str(secret)
+    resolved = config_core.with_password_file(mqtt)
+    assert (resolved.password, resolved.password_file) == ('s3cret', '')
+    assert config_core.with_password_file(resolved) == resolved
+
+
+@pytest.mark.parametrize(('content', 'words'), [(None, 'No such file'), ('', 'empty'),
+                                                ('\nx\n', 'empty')])
+def test_unusable_password_file_is_a_config_error_naming_it(
+        tmp_path: Path, content: str | None, words: str) -> None:
+    secret = tmp_path / 'bridge.password'
+    if content is not None:
+        secret.write_text(content, encoding='utf-8')
+    mqtt = dataclasses.replace(config_core.load().mqtt, password_file=str(secret))
+    with pytest.raises(ConfigError, match=words) as info:
+        config_core.with_password_file(mqtt)
+    assert info.value.source == str(secret)

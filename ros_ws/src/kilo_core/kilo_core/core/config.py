@@ -75,6 +75,7 @@ class MqttConfig:
     client_id: str
     username: str
     password: str
+    password_file: str
     keepalive_s: int
     reconnect_min_s: float
     reconnect_max_s: float
@@ -254,6 +255,7 @@ def load(override_path: str | None = None) -> Config:
 MQTT_ENV = {
     'KILO_MQTT_HOST': 'host', 'KILO_MQTT_PORT': 'port',
     'KILO_MQTT_USERNAME': 'username', 'KILO_MQTT_PASSWORD': 'password',
+    'KILO_MQTT_PASSWORD_FILE': 'password_file',
 }
 
 
@@ -271,3 +273,26 @@ def mqtt_from_env(mqtt: MqttConfig, env: Mapping[str, str]) -> MqttConfig:
         else:
             changes[key] = value
     return replace(mqtt, **changes)
+
+
+def with_password_file(mqtt: MqttConfig) -> MqttConfig:
+    """The password read from ``password_file`` (its first line), when one is named.
+
+    A file keeps the secret out of config files and the process environment; systemd's
+    LoadCredential= hands the bridge one.
+    """
+    if not mqtt.password_file:
+        return mqtt
+    return replace(mqtt, password=read_password_file(mqtt.password_file), password_file='')
+
+
+def read_password_file(path: str) -> str:
+    """A password file's first line."""
+    try:
+        text = Path(path).read_text(encoding='utf-8')
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(path, 'mqtt.password_file', str(exc)) from exc
+    lines = text.splitlines()
+    if not lines or not lines[0]:
+        raise ConfigError(path, 'mqtt.password_file', 'the file is empty')
+    return lines[0]

@@ -1,20 +1,52 @@
-"""A private mosquitto (the Debian package's binary) on loopback, for `make run` and tests."""
+"""The project's mosquitto config (config/mosquitto/) run on loopback, for `make run`
+and tests.
+
+The robot's files are used as they are, with three changes only: every listener
+moves to a free port on 127.0.0.1, /etc/kilo7/mosquitto/ becomes the run's own
+directory, and a header replaces Debian's main mosquitto.conf (no persistence, log to
+stderr, run as the current user). The users' passwords come from the same
+mqtt-credentials script that makes them on a robot.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 import getpass
 import os
 from pathlib import Path
+import re
 import shutil
 import socket
 import subprocess
 import time
 
+from kilo_core import contract
+from kilo_core.core.config import read_password_file
 from kilo_core.tools.processes import start_process
 
 # mosquitto lives in /usr/sbin, which a non-root PATH often lacks.
 SEARCH_PATH = os.pathsep.join((os.environ.get('PATH', ''), '/usr/sbin', '/usr/local/sbin'))
 START_TIMEOUT_S = 5.0
+# Where the robot keeps the broker's password file, ACL and certificates.
+ROBOT_DIR = '/etc/kilo7/mosquitto'
+MAIN_CONF = 'kilo7.conf'
+TLS_CONF = 'kilo7-tls.conf'
+WEBSOCKETS_CONF = 'kilo7-websockets.conf'
+ACL = 'kilo7.acl'
+CREDENTIALS_SCRIPT = 'mqtt-credentials'
+# The robot's listener ports, as the shipped config has them.
+LOOPBACK, LAN, TLS, WEBSOCKETS = 1883, 1884, 8883, 9001
+LISTENER = re.compile(r'^listener (\d+)(?: \S+)?$', re.MULTILINE)
+
+
+def config_dir() -> Path:
+    """config/mosquitto of this checkout ($KILO7_MOSQUITTO_DIR overrides)."""
+    configured = os.environ.get('KILO7_MOSQUITTO_DIR')
+    directory = (Path(configured) if configured
+                 else Path(__file__).resolve().parents[5] / 'config' / 'mosquitto')
+    if not (directory / MAIN_CONF).is_file():
+        raise FileNotFoundError(f'no {MAIN_CONF} in {directory}: set KILO7_MOSQUITTO_DIR')
+    return directory
 
 
 def mosquitto_binary() -> str:
@@ -31,22 +63,28 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def config_text(port: int, listener_options: str = '', extra: str = '',
-                anonymous: bool = True) -> str:
-    """Loopback only, no persistence: a throwaway broker for one run.
+@dataclass(frozen=True)
+class TlsFiles:
+    """The TLS listener's certificates (copied to tls/ as on the robot)."""
 
-    ``listener_options`` go under the main listener (e.g. TLS files), ``extra`` at the
-    end (e.g. a second listener, a password file).
-    """
+    ca: Path
+    cert: Path
+    key: Path
+
+
+def local_config(sources: list[str], workdir: Path, ports: dict[int, int]) -> str:
+    """The shipped config files, moved to this machine's ports and ``workdir``."""
     # Run as whoever started it: as root, mosquitto would switch to the `mosquitto` user
-    # and could no longer read the files (password file, certificates) of this run.
-    return (f'user {getpass.getuser()}\n'
-            f'listener {port} 127.0.0.1\n{listener_options}'
-            f'allow_anonymous {"true" if anonymous else "false"}\n'
+    # and could no longer read this run's files.
+    text = (f'user {getpass.getuser()}\n'
             'persistence false\n'
-            'log_dest stdout\n'
-            'log_type error\nlog_type warning\nlog_type notice\n'
-            f'{extra}')
+            'log_dest stderr\n'  # unbuffered: the log is live
+            'log_type error\nlog_type warning\nlog_type notice\n')
+    for name in sources:
+        shipped = (config_dir() / name).read_text(encoding='utf-8')
+        shipped = LISTENER.sub(lambda m: f'listener {ports[int(m[1])]} 127.0.0.1', shipped)
+        text += shipped.replace(ROBOT_DIR, str(workdir))
+    return text
 
 
 def _accepting(port: int) -> bool:
@@ -58,28 +96,83 @@ def _accepting(port: int) -> bool:
 
 
 class Broker:
-    """One mosquitto process; start() returns once it accepts connections."""
+    """One mosquitto with the project's config; start() returns once every listener
+    accepts connections."""
 
-    def __init__(self, port: int, workdir: Path, config: str | None = None) -> None:
-        self.port = port
+    def __init__(self, workdir: Path, tls: TlsFiles | None = None,
+                 websockets: bool = False, log_path: Path | None = None) -> None:
         self.workdir = workdir
-        self.config = config_text(port) if config is None else config
+        self.log_path = workdir / 'mosquitto.log' if log_path is None else log_path
+        self.tls = tls
+        self.sources = [MAIN_CONF]
+        self.ports = {LOOPBACK: free_port(), LAN: free_port()}
+        if tls is not None:
+            self.sources.append(TLS_CONF)
+            self.ports[TLS] = free_port()
+        if websockets:
+            self.sources.append(WEBSOCKETS_CONF)
+            self.ports[WEBSOCKETS] = free_port()
         self.proc: subprocess.Popen | None = None
+        self._provision()
+
+    @property
+    def port(self) -> int:
+        """The loopback listener: the bridge and the robot's own (anonymous) tools."""
+        return self.ports[LOOPBACK]
+
+    @property
+    def lan_port(self) -> int:
+        """The phone's listener: passwords required."""
+        return self.ports[LAN]
+
+    def password_file(self, user: str) -> Path:
+        return self.workdir / f'{user}.password'
+
+    def password(self, user: str) -> str:
+        return read_password_file(str(self.password_file(user)))
+
+    def bridge_env(self) -> dict[str, str]:
+        """What the bridge needs to log in here (its unit has the same on a robot)."""
+        return {'KILO_MQTT_HOST': '127.0.0.1', 'KILO_MQTT_PORT': str(self.port),
+                'KILO_MQTT_USERNAME': contract.MQTT_BRIDGE_USER,
+                'KILO_MQTT_PASSWORD_FILE': str(self.password_file(contract.MQTT_BRIDGE_USER))}
+
+    def phone_env(self) -> dict[str, str]:
+        """What `kilo7 send` needs to act as the phone, on the LAN listener."""
+        return {'KILO_MQTT_HOST': '127.0.0.1', 'KILO_MQTT_PORT': str(self.lan_port),
+                'KILO_MQTT_USERNAME': contract.MQTT_PHONE_USER,
+                'KILO_MQTT_PASSWORD_FILE': str(self.password_file(contract.MQTT_PHONE_USER))}
+
+    def _provision(self) -> None:
+        """Users, ACL and certificates where the config expects them, as on a robot."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        source = config_dir()
+        subprocess.run([str(source / CREDENTIALS_SCRIPT), '--dir', str(self.workdir)],
+                       check=True, capture_output=True, text=True)
+        shutil.copyfile(source / ACL, self.workdir / ACL)
+        if self.tls is not None:
+            tls_dir = self.workdir / 'tls'
+            tls_dir.mkdir(exist_ok=True)
+            for path, name in ((self.tls.ca, 'ca.crt'), (self.tls.cert, 'server.crt'),
+                               (self.tls.key, 'server.key')):
+                shutil.copyfile(path, tls_dir / name)
+        (self.workdir / 'mosquitto.conf').write_text(
+            local_config(self.sources, self.workdir, self.ports), encoding='utf-8')
 
     def start(self) -> Broker:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        conf = self.workdir / 'mosquitto.conf'
-        conf.write_text(self.config, encoding='utf-8')
         self.proc = start_process(
-            [mosquitto_binary(), '-c', str(conf)], self.workdir / 'mosquitto.log')
+            [mosquitto_binary(), '-c', str(self.workdir / 'mosquitto.conf')], self.log_path)
         deadline = time.monotonic() + START_TIMEOUT_S
-        while not _accepting(self.port):
+        while not all(_accepting(port) for port in self.ports.values()):
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                log = (self.workdir / 'mosquitto.log').read_text(errors='replace')
                 self.stop()
-                raise RuntimeError(f'mosquitto did not start on port {self.port}: {log}')
+                raise RuntimeError(f'mosquitto did not start on ports {self.ports}: '
+                                   f'{self.log()}')
             time.sleep(0.02)
         return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors='replace')
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -5,8 +5,11 @@
     kilo7 authority                exactly one, right publisher per motion truth topic?
 
 probe and send speak MQTT as the phone does (broker from --host/--port, else
-KILO_MQTT_HOST/KILO_MQTT_PORT, else localhost:1883; KILO_MQTT_USERNAME/PASSWORD if
-set). authority reads the ROS graph, so it needs the robot's ROS environment.
+KILO_MQTT_HOST/KILO_MQTT_PORT, else localhost:1883; KILO_MQTT_USERNAME and
+KILO_MQTT_PASSWORD or KILO_MQTT_PASSWORD_FILE if set). Without a user the project's
+broker lets `probe` read on loopback but drops whatever `send` publishes: send as the
+phone user (kilo7-phone). authority reads the ROS graph, so it needs the robot's ROS
+environment.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any
 import uuid
 
 from kilo_core import contract, mqtt_link
+from kilo_core.core.config import ConfigError, read_password_file
 from kilo_core.core.ui_truth import derive
 
 DEFAULT_HOST = 'localhost'
@@ -67,14 +71,19 @@ def _requests(args: argparse.Namespace) -> tuple[contract.Topic, Callable[[int],
 def _broker(args: argparse.Namespace, client_id: str) -> Any:
     host = args.host or os.environ.get('KILO_MQTT_HOST') or DEFAULT_HOST
     port = args.port or int(os.environ.get('KILO_MQTT_PORT') or DEFAULT_PORT)
-    return mqtt_link.connect(
-        host, port, f'{client_id}-{os.getpid()}',
-        username=os.environ.get('KILO_MQTT_USERNAME') or None,
-        password=os.environ.get('KILO_MQTT_PASSWORD') or None)
+    password = os.environ.get('KILO_MQTT_PASSWORD') or None
+    if password is None and os.environ.get('KILO_MQTT_PASSWORD_FILE'):
+        password = read_password_file(os.environ['KILO_MQTT_PASSWORD_FILE'])
+    return mqtt_link.connect(host, port, f'{client_id}-{os.getpid()}',
+                             username=os.environ.get('KILO_MQTT_USERNAME') or None,
+                             password=password)
 
 
 def cmd_send(args: argparse.Namespace) -> int:
     topic, make = _requests(args)
+    if not os.environ.get('KILO_MQTT_USERNAME'):
+        print(f'kilo7: warning: no KILO_MQTT_USERNAME; the KILO.7 broker drops requests '
+              f'from anonymous clients (send as {contract.MQTT_PHONE_USER})', file=sys.stderr)
     client = _broker(args, 'kilo7-send')
     qos = STREAM_QOS if args.rate else ONE_SHOT_QOS
     seq = 0
@@ -226,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except ConnectionError as exc:
+    except (ConnectionError, ConfigError) as exc:
         print(f'kilo7: {exc}', file=sys.stderr)
         return 1
 

@@ -1,8 +1,10 @@
 """`make run`: the whole backend on this machine, with the truth topics live.
 
-Starts a private mosquitto on loopback ($KILO_MQTT_PORT, else a free port) and the four
+Starts mosquitto with the project's broker config (config/mosquitto/: its listeners on
+free loopback ports, users made by mqtt-credentials under run/broker/) and the four
 nodes with the sim backend as child processes (logs under run/logs/), writes
-run/env.sh for other shells (`kilo7` then talks to this stack), and shows the truth
+run/env.sh for other shells (`kilo7` then talks to this stack as the phone user on the
+phone's listener), and shows the truth
 topics: a live panel on a terminal, one line per change in a pipe. Ctrl-C or SIGTERM
 stops everything cleanly; a node or the broker dying stops the stack.
 """
@@ -26,14 +28,14 @@ from std_msgs.msg import String
 
 from kilo_core import contract
 from kilo_core.node_shell import TRUTH_SUB_QOS
-from kilo_core.tools.broker import Broker, free_port
+from kilo_core.tools.broker import Broker
 from kilo_core.tools.processes import EXECUTABLES, start_node, stop_nodes
 from kilo_core.tools.truth_view import CHANGE_TOPICS, render, summarize, VIEW_TOPICS
 
 REDRAW_S = 0.2
-# What another shell needs to reach this stack's broker and DDS domain.
-SHARED_ENV = ('KILO_MQTT_PORT', 'ROS_DOMAIN_ID', 'ROS_LOCALHOST_ONLY',
-              'ROS_AUTOMATIC_DISCOVERY_RANGE', 'FASTDDS_DEFAULT_PROFILES_FILE')
+# What another shell needs to reach this stack's DDS domain (the broker: phone_env()).
+SHARED_ENV = ('ROS_DOMAIN_ID', 'ROS_LOCALHOST_ONLY', 'ROS_AUTOMATIC_DISCOVERY_RANGE',
+              'FASTDDS_DEFAULT_PROFILES_FILE')
 
 # Set by SIGINT/SIGTERM; the main loop polls it, so a signal never interrupts start-up
 # half-way (a raise inside rclpy.init or Popen could orphan the nodes).
@@ -70,12 +72,13 @@ class TruthView:
         sys.stdout.flush()
 
 
-def write_env_file(path: Path) -> None:
+def write_env_file(path: Path, broker: Broker) -> None:
     """run/env.sh: `source` it in another shell to use kilo7 against this stack."""
     lines = ['# written by `make run`; source it to talk to that stack',
              f'export PATH="{Path(sys.executable).parent}:$PATH"']
-    lines += [f"export {name}='{os.environ[name]}'" for name in SHARED_ENV
-              if name in os.environ]
+    shared = {name: os.environ[name] for name in SHARED_ENV if name in os.environ}
+    lines += [f"export {name}='{value}'"
+              for name, value in {**shared, **broker.phone_env()}.items()]
     path.write_text('\n'.join(lines) + '\n', encoding='utf-8')
 
 
@@ -92,13 +95,13 @@ def main() -> int:
     exit_code = 0
     try:
         log_dir.mkdir(parents=True, exist_ok=True)
-        port = int(os.environ.get('KILO_MQTT_PORT') or free_port())
-        os.environ['KILO_MQTT_PORT'] = str(port)
-        broker = Broker(port, log_dir).start()
+        broker = Broker(run_dir / 'broker', log_path=log_dir / 'mosquitto.log').start()
         procs['mosquitto'] = broker.proc
-        write_env_file(run_dir / 'env.sh')
+        os.environ.update(broker.bridge_env())  # the nodes inherit it
+        write_env_file(run_dir / 'env.sh', broker)
         header = (f'KILO.7 stack: ROS_DOMAIN_ID={os.environ.get("ROS_DOMAIN_ID", "0")}, '
-                  f'MQTT broker 127.0.0.1:{port}, sim backend, logs in {log_dir}/\n'
+                  f'MQTT 127.0.0.1:{broker.port} (robot), 127.0.0.1:{broker.lan_port} (phone), '
+                  f'sim backend, logs in {log_dir}/\n'
                   f'other shell: source {run_dir}/env.sh; kilo7 send heartbeat --rate 4 &')
         print(header, flush=True)
         # The view joins the DDS graph first: nodes that start after it are discovered
@@ -120,7 +123,8 @@ def main() -> int:
                 next_draw = time.monotonic() + REDRAW_S
     except BrokenPipeError:
         pass
-    except (FileNotFoundError, RuntimeError) as exc:  # no mosquitto, or it failed to start
+    except (FileNotFoundError, RuntimeError, subprocess.CalledProcessError) as exc:
+        # no mosquitto, its users could not be made, or it failed to start
         print(f'KILO.7 stack: {exc}', file=sys.stderr)
         exit_code = 1
     finally:

@@ -24,7 +24,7 @@ os.environ.setdefault('FASTDDS_DEFAULT_PROFILES_FILE', str(
 import rclpy  # noqa: E402  (after the DDS environment is set)
 
 from kilo_core import contract  # noqa: E402
-from kilo_core.tools.broker import Broker, free_port  # noqa: E402
+from kilo_core.tools.broker import Broker  # noqa: E402
 from kilo_core.tools.processes import BRIDGE, CORE_NODES, EXECUTABLES, start_node, stop_nodes  # noqa: E402
 
 from phone import Phone  # noqa: E402
@@ -121,16 +121,18 @@ def pigpiod() -> Iterator[PigpiodDouble]:
 
 @pytest.fixture
 def broker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Broker]:
-    """A private mosquitto on a free loopback port; nodes started later use it."""
-    broker = Broker(free_port(), tmp_path / 'broker').start()
-    monkeypatch.setenv('KILO_MQTT_PORT', str(broker.port))
+    """The project's broker config on free loopback ports; nodes started later log in
+    as the bridge user."""
+    broker = Broker(tmp_path / 'broker').start()
+    for name, value in broker.bridge_env().items():
+        monkeypatch.setenv(name, value)
     yield broker
     broker.stop()
 
 
 @pytest.fixture
 def phone(broker: Broker) -> Iterator[Phone]:
-    phone = Phone(broker.port)
+    phone = Phone.of(broker)
     yield phone
     phone.close()
 

@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from kilo_core import contract, mqtt_link
+from kilo_core.tools.broker import Broker
 from kilo_core.tools.cli import request
 
 from helpers import repeating
@@ -35,13 +36,20 @@ class Phone:
 
     def __init__(self, port: int, client_id: str = 'test-phone',
                  subscribe: tuple[str, ...] = ROBOT_TOPICS, username: str | None = None,
-                 password: str | None = None) -> None:
+                 password: str | None = None, **connect_options: Any) -> None:
         self._cond = threading.Condition()
         self.history: list[Message] = []
-        self.client = mqtt_link.connect('127.0.0.1', port, client_id, username, password)
+        self.client = mqtt_link.connect('127.0.0.1', port, client_id, username, password,
+                                        **connect_options)
         mqtt_link.on_message(self.client, self._record)
         if subscribe:
             self.client.subscribe([(topic, 1) for topic in subscribe])
+
+    @classmethod
+    def of(cls, broker: Broker, client_id: str = 'test-phone', **options: Any) -> Phone:
+        """The phone user on the broker's LAN listener, as a real phone connects."""
+        return cls(broker.lan_port, client_id, username=contract.MQTT_PHONE_USER,
+                   password=broker.password(contract.MQTT_PHONE_USER), **options)
 
     def _record(self, topic: str, raw: bytes, retained: bool) -> None:
         with self._cond:

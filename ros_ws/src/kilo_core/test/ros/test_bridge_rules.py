@@ -187,7 +187,7 @@ def test_out_of_range_values_are_clamped_to_one(
 
 def test_truth_is_retained_so_a_late_subscriber_has_it_at_once(
         bridged: Stack, broker: Broker) -> None:
-    late = Phone(broker.port, client_id='late-phone')
+    late = Phone.of(broker, client_id='late-phone')
     try:
         since = time.monotonic()
         for topic in (SAFETY, CONTROL, contract.STATE_SAFETY_MODEL.mqtt, SYSTEM, HEALTH):
@@ -300,7 +300,7 @@ def test_broker_restart_mid_drive_goes_neutral_then_the_bridge_reconnects(
         assert locked['locked_reason'] == 'HEARTBEAT_STALE'
     phone.close()
     broker.start()  # same port; a fresh broker with no retained messages
-    late = Phone(broker.port, client_id='phone-after-restart')
+    late = Phone.of(broker, client_id='phone-after-restart')
     try:
         # Reconnect with backoff, then the latest truth is published again (retained).
         late.wait_for(SAFETY, lambda p: p['reason'] == 'HEARTBEAT_STALE', timeout=15.0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 import json
+import os
 import subprocess
 import time
 
@@ -22,13 +23,20 @@ from probe import Probe
 KILO7 = executable('kilo7')
 
 
-def kilo7(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([KILO7, *args], capture_output=True, text=True, timeout=30)
+def kilo7(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([KILO7, *args], capture_output=True, text=True, timeout=30,
+                          env=env)
+
+
+@pytest.fixture
+def as_phone(broker: Broker) -> dict[str, str]:
+    """kilo7's environment as the phone user on the phone's listener."""
+    return dict(os.environ, **broker.phone_env())
 
 
 @contextmanager
-def streaming(*args: str) -> Iterator[subprocess.Popen]:
-    proc = subprocess.Popen([KILO7, 'send', *args], stdout=subprocess.DEVNULL)
+def streaming(*args: str, env: dict[str, str]) -> Iterator[subprocess.Popen]:
+    proc = subprocess.Popen([KILO7, 'send', *args], stdout=subprocess.DEVNULL, env=env)
     try:
         yield proc
     finally:
@@ -38,24 +46,25 @@ def streaming(*args: str) -> Iterator[subprocess.Popen]:
 
 @pytest.mark.ros
 @pytest.mark.mqtt
-def test_kilo7_drives_stops_and_probes_the_robot(bridged: Stack, probe: Probe) -> None:
-    with streaming('heartbeat', '--rate', '5'):
+def test_kilo7_drives_stops_and_probes_the_robot(
+        bridged: Stack, probe: Probe, as_phone: dict[str, str]) -> None:
+    with streaming('heartbeat', '--rate', '5', env=as_phone):
         since = time.monotonic()
         probe.wait_for(contract.STATE_SAFETY, lambda p: p['unlock_allowed'], since=since)
         probe.wait_for(contract.STATE_CONTROL, lambda p: p['unlock_allowed'], since=since)
-        assert kilo7('send', 'unlock').returncode == 0
+        assert kilo7('send', 'unlock', env=as_phone).returncode == 0
         probe.wait_for(contract.STATE_CONTROL, lambda p: not p['locked'], since=since)
-        with streaming('drive', '0', '0.3', '--rate', '10'):
+        with streaming('drive', '0', '0.3', '--rate', '10', env=as_phone):
             probe.wait_for(contract.STATE_CONTROL,
                            lambda p: p['applied']['throttle'] == 0.3, since=since)
-            moving = json.loads(kilo7('probe').stdout)
+            moving = json.loads(kilo7('probe', env=as_phone).stdout)
             assert moving['motion_allowed'] is True and moving['throttle'] == 0.3
             watch = subprocess.Popen([KILO7, 'probe', '--watch'], stdout=subprocess.PIPE,
-                                     text=True)
+                                     text=True, env=as_phone)
             try:
                 assert json.loads(watch.stdout.readline())['emotion'] == 'OK'
                 stop_at = time.monotonic()
-                assert kilo7('send', 'stop').returncode == 0
+                assert kilo7('send', 'stop', env=as_phone).returncode == 0
                 stopped = probe.wait_for(contract.STATE_CONTROL, lambda p: p['locked'],
                                          since=stop_at)
                 assert stopped['applied']['throttle'] == 0.0
@@ -81,8 +90,8 @@ def test_kilo7_drives_stops_and_probes_the_robot(bridged: Stack, probe: Probe) -
     (('intent', 'STOP'), contract.INTENT),
 ])
 def test_kilo7_send_publishes_a_valid_request(
-        broker: Broker, args: tuple[str, ...], topic: contract.Topic) -> None:
-    done = kilo7('send', *args)
+        as_phone: dict[str, str], args: tuple[str, ...], topic: contract.Topic) -> None:
+    done = kilo7('send', *args, env=as_phone)
     assert done.returncode == 0, done.stderr
     sent = json.loads(done.stdout)
     assert schemas.first_error(topic.schema, sent) is None

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 import queue
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -16,8 +17,6 @@ import threading
 import time
 
 import pytest
-
-from kilo_core.tools.processes import executable
 
 pytestmark = [pytest.mark.ros, pytest.mark.mqtt]
 
@@ -60,7 +59,6 @@ class Output:
 @contextmanager
 def launched(tmp_path: Path) -> Iterator[tuple[subprocess.Popen, Output, float]]:
     env = dict(os.environ, KILO_RUN_DIR=str(tmp_path))
-    env.pop('KILO_MQTT_PORT', None)  # the launcher picks a free port and prints it
     proc = subprocess.Popen([sys.executable, '-m', 'kilo_core.tools.stack'],
                             stdout=subprocess.PIPE, text=True, env=env)
     started = time.monotonic()
@@ -76,7 +74,8 @@ def launched(tmp_path: Path) -> Iterator[tuple[subprocess.Popen, Output, float]]
 
 def test_stack_shows_boot_truth_in_three_seconds_and_stops_cleanly(tmp_path: Path) -> None:
     with launched(tmp_path) as (proc, out, started):
-        assert re.search(r'MQTT broker 127\.0\.0\.1:\d+', out.wait_for('MQTT broker'))
+        header = out.wait_for('KILO.7 stack:')
+        assert re.search(r'MQTT 127\.0\.0\.1:\d+ \(robot\), 127\.0\.0\.1:\d+ \(phone\)', header)
         gate = out.wait_for(' gate ')
         control = out.wait_for(' control ')
         elapsed = time.monotonic() - started
@@ -94,15 +93,17 @@ def test_stack_shows_boot_truth_in_three_seconds_and_stops_cleanly(tmp_path: Pat
 def test_readme_walkthrough_drives_and_stops_through_kilo7(tmp_path: Path) -> None:
     """make run; kilo7 send heartbeat --rate 4 &; unlock; drive 0 0.3; stop."""
     with launched(tmp_path) as (proc, out, _started):
-        port = re.search(r'127\.0\.0\.1:(\d+)', out.wait_for('MQTT broker')).group(1)
-        env_file = (tmp_path / 'env.sh').read_text()
-        assert f"export KILO_MQTT_PORT='{port}'" in env_file
+        phone_port = re.search(r'127\.0\.0\.1:(\d+) \(phone\)',
+                               out.wait_for('KILO.7 stack:')).group(1)
+        env_file = tmp_path / 'env.sh'
+        assert f"export KILO_MQTT_PORT='{phone_port}'" in env_file.read_text()
         out.wait_for(r'nodes alive 4/4', timeout=8.0)
-        env = dict(os.environ, KILO_MQTT_PORT=port)
-        kilo7 = executable('kilo7')
 
         def send(*args: str) -> subprocess.Popen:
-            return subprocess.Popen([kilo7, 'send', *args], env=env, stdout=subprocess.DEVNULL)
+            """In another shell, as the README says: source run/env.sh; kilo7 send ..."""
+            script = f'. {shlex.quote(str(env_file))} && exec kilo7 send "$@"'
+            return subprocess.Popen(['bash', '-c', script, 'kilo7', *args],
+                                    stdout=subprocess.DEVNULL)
 
         heartbeat = send('heartbeat', '--rate', '4')
         drive = None
