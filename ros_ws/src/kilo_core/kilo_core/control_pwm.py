@@ -12,7 +12,7 @@ from kilo_core import contract
 from kilo_core.contract import Intent
 from kilo_core.core import pwm
 from kilo_core.core.control import Control
-from kilo_core.hardware import HardwareFault, open_backend
+from kilo_core.hardware import HardwareFault, neutral_pulses, open_backend, write_pulses
 from kilo_core.node_shell import KiloNode, monotonic, run, TRUTH_SUB_QOS, TruthPublisher
 
 
@@ -102,8 +102,7 @@ class ControlPwmNode(KiloNode):
 
     def write(self, pulses: tuple[int, int]) -> None:
         self.written = None
-        self.gpio.set_servo_pulsewidth(self.config.control.throttle.gpio, pulses[1])
-        self.gpio.set_servo_pulsewidth(self.config.control.steer.gpio, pulses[0])
+        write_pulses(self.gpio, self.config.control, pulses)
         self.written = pulses
 
     def connect(self, now: float) -> None:
@@ -132,10 +131,9 @@ class ControlPwmNode(KiloNode):
 
     def release(self) -> None:
         """Exit: leave the servo and ESC at neutral, then let go of pigpiod."""
-        neutral = (self.config.control.steer.center_us, self.config.control.throttle.neutral_us)
         if self.gpio_connected:
             try:
-                self.write(neutral)
+                self.write(neutral_pulses(self.config.control))
             except HardwareFault as exc:
                 self.get_logger().error(f'could not write neutral at exit: {exc}')
         self.gpio.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from kilo_core.core.config import PigpioConfig
+from kilo_core.core.config import ControlConfig, PigpioConfig
 
 
 class HardwareFault(Exception):
@@ -32,3 +32,14 @@ def open_backend(kind: str, pigpio_cfg: PigpioConfig) -> Gpio:
         return PigpioGpio(pigpio_cfg.host, pigpio_cfg.port)
     from kilo_core.hardware.sim import SimGpio
     return SimGpio()
+
+
+def neutral_pulses(control: ControlConfig) -> tuple[int, int]:
+    """(steer, throttle) pulse widths that hold the car still: centred and neutral."""
+    return control.steer.center_us, control.throttle.neutral_us
+
+
+def write_pulses(gpio: Gpio, control: ControlConfig, pulses: tuple[int, int]) -> None:
+    """Write (steer, throttle) pulse widths, the throttle first: it is what moves the car."""
+    gpio.set_servo_pulsewidth(control.throttle.gpio, pulses[1])
+    gpio.set_servo_pulsewidth(control.steer.gpio, pulses[0])

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
 
 from kilo_core import contract
+from kilo_core.tools.broker import free_port
 
 from conftest import Stack
 from flows import drive, driving, neutral, unlock
@@ -76,6 +80,40 @@ def test_unreachable_pigpiod_locks_with_hw_fault_and_keeps_publishing(stack: Sta
     start = time.monotonic()
     time.sleep(1.0)
     assert len(probe.messages(contract.STATE_CONTROL, since=start)) >= 5
+
+
+def test_control_killed_mid_drive_kills_the_relay_and_its_stop_hook_writes_neutral(
+        pigpio_stack: Stack, pigpiod: PigpiodDouble) -> None:
+    """kill -9 runs no exit handler: the relay cuts power (Control's truth goes stale)
+    and pigpiod still holds the last throttle, which is why Control's unit runs
+    kilo_core.neutral_outputs as ExecStopPost= (the package test checks that wiring)."""
+    probe = pigpio_stack.probe
+    with probe.heartbeats():
+        unlock(probe)
+        probe.wait_for(contract.RELAY_STATUS, lambda p: not p['relay_killed'])
+        with driving(probe, 0.4):
+            assert pigpiod.pulses[THROTTLE_GPIO] == 1700
+            since = time.monotonic()
+            pigpio_stack.kill('control_pwm')
+            relay = probe.wait_for(contract.RELAY_STATUS, lambda p: p['relay_killed'],
+                                   since=since)
+    assert relay['relay_reason'] == 'CONTROL_STALE'
+    assert pigpiod.levels[RELAY_GPIO] == 0
+    assert pigpiod.pulses[THROTTLE_GPIO] == 1700  # what a dead client leaves behind
+    hook = subprocess.run([sys.executable, '-m', 'kilo_core.neutral_outputs'],
+                          env=dict(os.environ, KILO_CONFIG=str(pigpio_stack.config_path)),
+                          capture_output=True, text=True, timeout=30)
+    assert hook.returncode == 0, hook.stderr
+    assert pigpiod.pulses == {STEER_GPIO: 1500, THROTTLE_GPIO: 1500}
+
+
+def test_neutral_hook_fails_loudly_without_pigpiod(stack: Stack) -> None:
+    pigpio_config(stack, free_port())
+    hook = subprocess.run([sys.executable, '-m', 'kilo_core.neutral_outputs'],
+                          env=dict(os.environ, KILO_CONFIG=str(stack.config_path)),
+                          capture_output=True, text=True, timeout=30)
+    assert hook.returncode == 1
+    assert 'FAILED, the ESC may hold its last pulse' in hook.stderr
 
 
 def test_pigpiod_death_mid_drive_locks_with_hw_fault(

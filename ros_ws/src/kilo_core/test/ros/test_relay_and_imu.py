@@ -7,6 +7,7 @@ import time
 import pytest
 
 from kilo_core import contract
+from kilo_core.core import config as config_core
 
 from conftest import Stack
 from flows import drive, neutral, unlock
@@ -96,8 +97,10 @@ def test_safety_model_reports_stop_distance_from_applied_throttle(running: Stack
     assert moving['outputs']['stop_distance_m'] > idle['outputs']['stop_distance_m']
 
 
-def test_gate_death_locks_control_and_kills_relay(running: Stack) -> None:
+def test_gate_death_locks_control_and_kills_relay_until_an_explicit_unlock(
+        running: Stack) -> None:
     probe = running.probe
+    truth_ttl_s = config_core.load().ttl.truth_ttl_ms / 1000.0
     with probe.heartbeats():
         unlock(probe)
         drive(probe, 0.0, 0.3)
@@ -105,11 +108,21 @@ def test_gate_death_locks_control_and_kills_relay(running: Stack) -> None:
         running.kill('safety_gate')
         control = probe.wait_for(contract.STATE_CONTROL,
                                  lambda p: p['locked_reason'] == 'GATE_STALE', since=killed_at)
+        locked_after = time.monotonic() - killed_at
         relay = probe.wait_for(contract.RELAY_STATUS, lambda p: p['relay_killed'],
                                since=killed_at)
         assert neutral(control) and control['gate_stale'] is True
         assert relay['relay_reason'] == 'GATE_STALE'
+        # The staleness bound plus a generous allowance for a loaded test machine.
+        assert locked_after < truth_ttl_s + 1.5, f'locked {locked_after:.2f} s after the kill'
         restarted = time.monotonic()
         running.start('safety_gate')
         gate = probe.wait_for(contract.STATE_SAFETY, lambda p: True, since=restarted)
-    assert gate['reason'] == 'OVERRIDE_REQUIRED' and gate['safe_to_move'] is False
+        assert gate['reason'] == 'OVERRIDE_REQUIRED' and gate['safe_to_move'] is False
+        # Heartbeats flow and the phone still asks to drive: nothing moves without unlock.
+        probe.send(contract.DRIVE, steer=0.0, throttle=0.3)
+        time.sleep(1.0)
+        assert probe.latest(contract.STATE_SAFETY)['reason'] == 'OVERRIDE_REQUIRED'
+        assert neutral(probe.latest(contract.STATE_CONTROL))
+        unlock(probe)
+        assert drive(probe, 0.0, 0.3)['applied']['throttle'] == 0.3
