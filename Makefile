@@ -29,7 +29,7 @@ export ROS_LOCALHOST_ONLY ?= 1
 # Fast DDS start-up announcements tuned so processes started together match at once.
 export FASTDDS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/config/fastdds/kilo7_dev.xml
 
-.PHONY: all system-deps venv lint test test-unit test-ros test-mqtt test-mqtt-paho16 \
+.PHONY: all system-deps venv lint test test-unit test-fuzz test-ros test-mqtt test-mqtt-paho16 \
 	deb test-units test-package lint-ansible molecule audit run clean
 
 all: lint test
@@ -72,7 +72,7 @@ PYTEST = $(PY) -m pytest $(1) || { rc=$$?; [ $$rc -eq 5 ] && echo "pytest: no te
 
 # Pure core without ROS, with the branch-coverage gate on kilo_core.core.
 test-unit: $(STAMP)
-	$(call PYTEST,-m 'not ros and not mqtt' --cov --cov-report=term-missing --cov-fail-under=95)
+	$(call PYTEST,-m 'not ros and not mqtt and not fuzz' --cov --cov-report=term-missing --cov-fail-under=95)
 
 # Real nodes on real rclpy + Fast DDS.
 test-ros: $(STAMP)
@@ -86,13 +86,18 @@ test-mqtt: $(STAMP)
 test-mqtt-paho16: $(PAHO16)/.installed
 	PYTHONPATH=$(CURDIR)/$(PAHO16) KILO_EXPECT_PAHO=1.6 $(call PYTEST,-m mqtt)
 
-test: lint test-unit test-ros test-mqtt test-mqtt-paho16 test-units
+# Generated inputs over both request paths; at least 100 000 of them, or it fails.
+FUZZ_EXAMPLES ?= 6000
+test-fuzz: $(STAMP)
+	KILO_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(call PYTEST,-m fuzz)
+
+test: lint test-unit test-fuzz test-ros test-mqtt test-mqtt-paho16 test-units
 
 # The kilo7 .deb from this tree (packaging/debian), lintian-clean or it fails.
 deb:
 	@$(call apt_install,$(DEB_APT_PACKAGES))
 	rm -rf build/deb && mkdir -p $(DEB_BUILD)/kilo_core dist
-	cp -r packaging/debian packaging/files README.md $(DEB_BUILD)/
+	cp -r packaging/debian packaging/files config/mosquitto README.md docs/SECURITY.md $(DEB_BUILD)/
 	tar -C $(PKG) --exclude=./test --exclude='*.egg-info' --exclude=__pycache__ -c . \
 	  | tar -C $(DEB_BUILD)/kilo_core -x
 	cd $(DEB_BUILD) && dpkg-buildpackage -us -uc -b
