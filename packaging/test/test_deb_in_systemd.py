@@ -26,6 +26,7 @@ from kilo_core import contract
 REPO = Path(__file__).resolve().parents[2]
 AUDIT = REPO / 'tests' / 'audit'
 PIGPIOD_DOUBLE = REPO / 'ros_ws' / 'src' / 'kilo_core' / 'test' / 'ros' / 'pigpiod_double.py'
+CONTAINER_PHONE = Path(__file__).resolve().parent / 'container_phone.sh'
 PIGPIO_CONFIG = '/opt/kilo7/config/pigpio-test.yaml'
 UNITS = ('kilo7-control', 'kilo7-safety-gate', 'kilo7-relay-kill', 'kilo7-mqtt-bridge')
 UNDERLAY = '/opt/ros-wheels/bin/activate'
@@ -112,7 +113,8 @@ def test_install_starts_the_four_services_running_without_restarts(robot: Contai
 def test_truth_on_mqtt_is_the_boot_record(robot: Container) -> None:
     """Seed 000 D: deny with OVERRIDE_REQUIRED; neutral, locked, relay killed."""
     health = robot.truth(contract.HEALTH.mqtt)
-    assert health['ok'] is True and health['build'] == '0.1.0'
+    version = Path(os.environ['KILO7_DEB']).name.split('_')[1]
+    assert health['ok'] is True and health['build'] == version
     safety = robot.truth(contract.STATE_SAFETY.mqtt)
     assert safety['safe_to_move'] is False and safety['reason'] == 'OVERRIDE_REQUIRED'
     control = robot.truth(contract.STATE_CONTROL.mqtt)
@@ -123,8 +125,26 @@ def test_truth_on_mqtt_is_the_boot_record(robot: Container) -> None:
     assert probe['emotion'] == 'OVERRIDE_REQUIRED' and probe['motion_allowed'] is False
 
 
+def test_broker_users_were_made_here_and_the_bridge_logs_in_with_a_credential(
+        robot: Container) -> None:
+    assert robot.show('kilo7-mqtt-credentials', 'Result')['Result'] == 'success'
+    assert 'password' not in robot.sh('dpkg -L kilo7 | grep /etc/kilo7', check=False)
+    modes = robot.sh('stat -c "%n %U:%G %a" /etc/kilo7/mosquitto/*')
+    assert '/etc/kilo7/mosquitto/passwd root:mosquitto 640' in modes
+    assert '/etc/kilo7/mosquitto/kilo7-bridge.password root:root 600' in modes
+    # The bridge has its password as a systemd credential, not in its environment.
+    pid = robot.show('kilo7-mqtt-bridge', 'MainPID')['MainPID']
+    environ = robot.sh(f"tr '\\0' '\\n' < /proc/{pid}/environ")
+    assert 'KILO_MQTT_PASSWORD=' not in environ
+    assert ('KILO_MQTT_PASSWORD_FILE=/run/credentials/kilo7-mqtt-bridge.service/mqtt-password'
+            in environ)
+    assert f"u'{contract.MQTT_BRIDGE_USER}'" in robot.sh('cat /var/log/mosquitto/mosquitto.log')
+    listening = robot.sh('ss -Hltn')
+    assert '127.0.0.1:1883 ' in listening and '0.0.0.0:1884 ' in listening
+
+
 def test_units_are_hardened_to_at_most_2_0(robot: Container) -> None:
-    for unit in UNITS:
+    for unit in (*UNITS, 'kilo7-mqtt-credentials'):
         score = robot.sh(f'systemd-analyze security {unit} | tail -1')
         exposure = float(score.split('level for')[1].split(':')[1].split()[0])
         print(f'{unit}: {exposure}')
@@ -144,15 +164,19 @@ def test_the_field_audit_passes(robot: Container) -> None:
     assert audit.returncode == 0, audit.stdout[-4000:] + audit.stderr[-2000:]
 
 
-def test_sandboxed_nodes_reach_pigpiod_on_loopback(robot: Container) -> None:
+def test_sandboxed_nodes_reach_pigpiod_and_a_killed_control_leaves_neutral(
+        robot: Container) -> None:
     """Control and the relay on their pigpio backends, inside the unit sandbox, against
-    the pigpiod protocol double on 127.0.0.1:8888 in the container."""
-    subprocess.run(['podman', 'cp', str(PIGPIOD_DOUBLE), f'{robot.name}:/tmp/'], check=True)
+    the pigpiod protocol double on 127.0.0.1:8888 in the container; then Control is
+    killed with SIGKILL mid-drive, and its unit's ExecStopPost= puts the pulses back."""
+    for helper in (PIGPIOD_DOUBLE, CONTAINER_PHONE):
+        subprocess.run(['podman', 'cp', str(helper), f'{robot.name}:/tmp/'], check=True)
     robot.sh('systemd-run --unit=pigpiod-double -p StandardOutput=file:/tmp/pigpiod.log '
              'python3 -u /tmp/pigpiod_double.py 8888')
     robot.sh(f'printf "control:\\n  backend: pigpio\\nrelay:\\n  mode: rpi_gpio\\n" '
              f'> {PIGPIO_CONFIG} && echo "KILO_CONFIG={PIGPIO_CONFIG}" >> {BACKEND_ENV} '
              '&& systemctl restart kilo7.target')
+    phone = '/tmp/' + CONTAINER_PHONE.name
     try:
         robot.wait_all_running()
         control = json.loads(robot.wait(
@@ -163,7 +187,28 @@ def test_sandboxed_nodes_reach_pigpiod_on_loopback(robot: Container) -> None:
         robot.wait('grep -q "SERVO 13 1500" /tmp/pigpiod.log && '
                    'grep -q "SERVO 18 1500" /tmp/pigpiod.log && '
                    'grep -q "WRITE 17 0" /tmp/pigpiod.log', timeout=30)
+
+        # The phone drives: heartbeats, unlock, throttle 0.4 (1700 us on gpio 13).
+        robot.sh(f'systemd-run --unit=phone-heartbeat {phone} '
+                 f'{contract.HEARTBEAT.mqtt} {contract.HEARTBEAT.schema}')
+        robot.wait(f'mosquitto_sub -t {contract.STATE_CONTROL.mqtt} -C 1 -W 5 '
+                   '| grep -q \'"unlock_allowed":true\'', timeout=30)
+        robot.sh(f'{phone} {contract.UNLOCK.mqtt} {contract.UNLOCK.schema} "" once')
+        robot.sh(f'systemd-run --unit=phone-drive {phone} {contract.DRIVE.mqtt} '
+                 f'{contract.DRIVE.schema} \',"steer":0.0,"throttle":0.4\'')
+        robot.wait('grep -q "SERVO 13 1700" /tmp/pigpiod.log && '
+                   'grep -q "WRITE 17 1" /tmp/pigpiod.log', timeout=30)
+
+        mark = int(robot.sh('wc -l < /tmp/pigpiod.log'))
+        since = robot.sh('date "+%Y-%m-%d %H:%M:%S"')
+        robot.sh('systemctl kill -s KILL kilo7-control')
+        after_kill = f'tail -n +{mark + 1} /tmp/pigpiod.log'
+        robot.wait(f'{after_kill} | grep -q "SERVO 13 1500"', timeout=30)
+        robot.wait(f'{after_kill} | grep -q "WRITE 17 0"', timeout=30)  # relay: control stale
+        robot.wait(f'journalctl -u kilo7-control --since "{since}" --no-pager '
+                   '| grep -q "neutral outputs: throttle gpio 13 1500 us"', timeout=30)
     finally:
+        robot.sh('systemctl stop phone-drive phone-heartbeat', check=False)
         robot.sh(f"sed -i '/^KILO_CONFIG=/d' {BACKEND_ENV} && systemctl restart kilo7.target "
                  '&& systemctl stop pigpiod-double')
         robot.wait_all_running()
@@ -171,8 +216,10 @@ def test_sandboxed_nodes_reach_pigpiod_on_loopback(robot: Container) -> None:
 
 def test_a_hung_node_is_restarted_by_the_watchdog(robot: Container) -> None:
     before = robot.show('kilo7-control', 'MainPID', 'NRestarts')
+    restarts = int(before['NRestarts']) + 1
     robot.sh(f'kill -STOP {before["MainPID"]}')
-    robot.wait('[ "$(systemctl show kilo7-control -p NRestarts --value)" = 1 ]', timeout=30)
+    robot.wait(f'[ "$(systemctl show kilo7-control -p NRestarts --value)" = {restarts} ]',
+               timeout=30)
     robot.wait_all_running()
     after = robot.show('kilo7-control', 'MainPID', 'NRestarts')
     assert after['MainPID'] != before['MainPID']
@@ -203,10 +250,16 @@ def test_remove_stops_the_services_and_keeps_conffiles(robot: Container) -> None
     assert 'KILO_ROS_UNDERLAY=/opt/ros-wheels' in robot.sh('cat /etc/default/kilo7')
     robot.sh(f'test -f {BACKEND_ENV} && test -f {CONFIG}')
     robot.sh('getent passwd kilo7')
+    # The broker keeps its KILO.7 config and users until purge.
+    robot.sh('test -f /etc/mosquitto/conf.d/kilo7.conf && test -f /etc/kilo7/mosquitto/passwd')
 
 
 def test_purge_removes_the_user_state_and_conffiles(robot: Container) -> None:
     robot.sh('DEBIAN_FRONTEND=noninteractive apt-get purge -y -q kilo7', timeout=120)
     assert robot.sh('getent passwd kilo7', check=False) == ''
-    for path in ('/var/lib/kilo7', '/var/log/kilo7', '/etc/default/kilo7', BACKEND_ENV):
+    for path in ('/var/lib/kilo7', '/var/log/kilo7', '/etc/default/kilo7', BACKEND_ENV,
+                 '/etc/mosquitto/conf.d/kilo7.conf', '/etc/kilo7'):
         assert robot.sh(f'test -e {shlex.quote(path)} && echo present', check=False) == '', path
+    # mosquitto was restarted without the KILO.7 listeners and runs on.
+    robot.wait('systemctl is-active mosquitto')
+    assert ':1884 ' not in robot.sh('ss -Hltn')

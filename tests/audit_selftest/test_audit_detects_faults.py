@@ -1,5 +1,6 @@
-"""The audit is not a rubber stamp: it fails on a robot with a stopped service or an
-unmasked legacy gate, and passes again once that is put right. Changes the robot: run
+"""The audit is not a rubber stamp: it fails on a robot with a stopped service, an
+unmasked legacy gate or a phone listener open to anonymous clients, and passes again
+once that is put right. Changes the robot: run
 by molecule's verify only (after tests/audit), never against a robot in the field."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import sys
 import pytest
 
 AUDIT = Path(__file__).resolve().parents[1] / 'audit'
+BROKER_CONF = '/etc/mosquitto/conf.d/kilo7.conf'
 
 
 @pytest.fixture
@@ -30,7 +32,11 @@ def audit(request: pytest.FixtureRequest) -> Iterator:
     ('active_running', 'systemctl stop kilo7-relay-kill', 'systemctl start kilo7-relay-kill'),
     ('legacy', 'systemctl unmask kilo-safety-gate.service',
      'systemctl mask kilo-safety-gate.service'),
-], ids=['stopped-service', 'unmasked-legacy-gate'])
+    ('anonymous', f"sed -i 's/^allow_anonymous false/allow_anonymous true/' {BROKER_CONF} "
+                  '&& systemctl restart mosquitto',
+     f"sed -i '/^listener 1884/,$ s/^allow_anonymous true/allow_anonymous false/' "
+     f'{BROKER_CONF} && systemctl restart mosquitto'),
+], ids=['stopped-service', 'unmasked-legacy-gate', 'anonymous-phone-listener'])
 def test_audit_fails_on_a_broken_robot_and_passes_once_fixed(
         host: object, audit: object, selection: str, break_it: str, fix_it: str) -> None:
     assert audit(selection) == 0

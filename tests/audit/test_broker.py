@@ -1,0 +1,51 @@
+"""The robot's broker as the kilo7 package configures it (docs/SECURITY.md): passwords
+on the LAN, and only the robot speaks truth. Needs root (--sudo) for the password files."""
+
+from __future__ import annotations
+
+from kilo_core import contract
+
+SECRETS = '/etc/kilo7/mosquitto'
+LOOPBACK_PORT, LAN_PORT = 1883, 1884
+PIGPIOD_PORT = 8888
+# A topic under the robot-only kilo/state/ that no phone UI reads.
+PROBE_TOPIC = 'kilo/state/audit_probe'
+
+
+def as_user(user: str, port: int) -> str:
+    return f'-p {port} -u {user} -P "$(cat {SECRETS}/{user}.password)"'
+
+
+def test_broker_passwords_are_private(host: object) -> None:
+    passwd = host.file(f'{SECRETS}/passwd')
+    assert (passwd.user, passwd.group, passwd.mode) == ('root', 'mosquitto', 0o640)
+    for user in (contract.MQTT_BRIDGE_USER, contract.MQTT_PHONE_USER):
+        secret = host.file(f'{SECRETS}/{user}.password')
+        assert (secret.user, secret.mode) == ('root', 0o600), user
+
+
+def test_phone_listener_refuses_anonymous_clients(host: object) -> None:
+    refused = host.run(f'mosquitto_sub -h 127.0.0.1 -p {LAN_PORT} -t kilo/health -C 1 -W 5')
+    assert refused.rc != 0
+    assert 'not authorised' in (refused.stdout + refused.stderr).lower()
+
+
+def test_the_phone_user_cannot_publish_truth(host: object) -> None:
+    """A phone-user publish on a truth topic reaches no subscriber; the bridge user's does."""
+    heard = host.check_output(
+        f'out=$(mktemp); mosquitto_sub -h 127.0.0.1 -t {PROBE_TOPIC} -W 4 -v > "$out" & '
+        'sleep 1; '
+        f'mosquitto_pub -h 127.0.0.1 {as_user(contract.MQTT_PHONE_USER, LAN_PORT)} '
+        f'-t {PROBE_TOPIC} -m phone -q 1; '
+        f'mosquitto_pub -h 127.0.0.1 {as_user(contract.MQTT_BRIDGE_USER, LOOPBACK_PORT)} '
+        f'-t {PROBE_TOPIC} -m bridge -q 1; '
+        'wait; cat "$out"; rm -f "$out"')
+    assert f'{PROBE_TOPIC} bridge' in heard
+    assert 'phone' not in heard
+
+
+def test_pigpiod_is_not_reachable_from_the_lan(host: object) -> None:
+    """pigpiod grants GPIO to anyone who connects: loopback only (`pigpiod -l`)."""
+    for line in host.check_output(f'ss -Hltn sport = :{PIGPIOD_PORT}').splitlines():
+        local = line.split()[3]
+        assert local.startswith(('127.', '[::1]')), line
