@@ -120,8 +120,8 @@ class ControlPwmNode(KiloNode):
         self.gpio_connected = False
         self.written = None
         self.control.on_hw_fault(error, now)
-        self.get_logger().error(f'HW_FAULT: {error}; locked, outputs neutral',
-                                throttle_duration_sec=5.0)
+        self.log_throttled('error', 'hw_fault', f'HW_FAULT: {error}; locked, outputs neutral',
+                           now, 5.0)
 
     def snapshot(self, now: float) -> dict[str, Any]:
         payload = self.control.snapshot(now)

@@ -21,6 +21,7 @@ from std_msgs.msg import String
 
 from kilo_core import contract, systemd
 from kilo_core.core import config as config_core
+from kilo_core.core.log_throttle import LogThrottle
 from kilo_core.core.requests import Accepted, validate
 from kilo_core.core.telemetry import change_key
 
@@ -52,6 +53,7 @@ class KiloNode(Node):
         super().__init__(node_name)
         override = self.declare_parameter('config', '').value
         self.config = config_core.load(override or None)
+        self._log_throttles: dict[float, LogThrottle] = {}
         self.get_logger().info(f'config: {self.config.source}')
         watchdog_s = systemd.watchdog_period_s()
         if watchdog_s is not None:
@@ -69,10 +71,21 @@ class KiloNode(Node):
                 handler(verdict.payload, now)
                 return
             self.on_rejected(topic, verdict.reason.value)
-            self.get_logger().warning(
-                f'dropped {topic.ros}: {verdict.reason.value}: {verdict.detail}',
-                throttle_duration_sec=1.0)
+            self.log_throttled(
+                'warning', topic.ros,
+                f'dropped {topic.ros}: {verdict.reason.value}: {verdict.detail}', now)
         self.create_subscription(String, topic.ros, callback, qos)
+
+    def log_throttled(self, level: str, key: str, text: str, now: float,
+                      interval_s: float = 1.0) -> None:
+        """Log ``text`` at most once per ``interval_s`` for ``key``, saying how many
+        were held back (hot paths: rclpy's throttling is too costly per message)."""
+        throttle = self._log_throttles.setdefault(interval_s, LogThrottle(interval_s))
+        if not throttle.due(key, now):
+            return
+        held = throttle.held(key)
+        suffix = f' ({held} more like it in the last {interval_s:g} s)' if held else ''
+        getattr(self.get_logger(), level)(text + suffix)
 
     def on_rejected(self, topic: contract.Topic, reason: str) -> None:
         """Hook for nodes that count rejections in their truth."""

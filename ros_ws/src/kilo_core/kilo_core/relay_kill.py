@@ -40,7 +40,7 @@ class RelayKillNode(KiloNode):
     def fault(self, error: str) -> None:
         self.gpio_connected = False
         self.logic.on_hw_fault()
-        self.get_logger().error(f'relay HW_FAULT: {error}', throttle_duration_sec=5.0)
+        self.log_throttled('error', 'hw_fault', f'relay HW_FAULT: {error}', monotonic(), 5.0)
 
     def gate_callback(self, payload: dict[str, Any], now: float) -> None:
         self.logic.on_gate(payload['safe_to_move'], payload['reason'], now)

@@ -59,8 +59,8 @@ class SafetyGateNode(KiloNode):
         accepted = self.gate.on_imu(
             imu.vector(payload['gravity']), imu.vector(accel) if accel else None, now)
         if not accepted:
-            self.get_logger().warning(
-                'dropped IMU sample: implausible gravity magnitude', throttle_duration_sec=1.0)
+            self.log_throttled('warning', 'imu',
+                               'dropped IMU sample: implausible gravity magnitude', now)
         self.publish_changes(now)
 
     def intent_callback(self, payload: dict[str, Any], now: float) -> None:
