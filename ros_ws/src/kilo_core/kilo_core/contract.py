@@ -68,6 +68,9 @@ ALL_TOPICS: tuple[Topic, ...] = (
 
 # MQTT subscriptions that cover every request topic (the phone's whole namespace).
 REQUEST_FILTERS = ('kilo/cmd/#', 'kilo/ui/#', 'kilo/phone/#')
+# Requests the bridge also reads on a connection of their own, so they never wait behind
+# other traffic (a flood) on its main one.
+PRIORITY_REQUESTS = (STOP,)
 
 # Broker users (config/mosquitto/kilo7.acl): the bridge alone writes the robot's topics
 # (kilo/state/#, kilo/health, kilo/alerts); the phone writes requests only.

@@ -24,7 +24,15 @@ from kilo_core import contract, machine, mqtt_link
 from kilo_core.contract import Intent, Mode
 from kilo_core.core import telemetry
 from kilo_core.core.alerts import Alert, AlertLimiter, RejectBurst, TransitionAlerts
-from kilo_core.core.bridge import Drop, Forward, IntentDebounce, RESERVED_INTENTS, route, ROUTES
+from kilo_core.core.bridge import (
+    Drop,
+    Forward,
+    IntentDebounce,
+    PriorityDedupe,
+    RESERVED_INTENTS,
+    route,
+    ROUTES,
+)
 from kilo_core.core.config import mqtt_from_env, with_password_file
 from kilo_core.node_shell import (
     KiloNode,
@@ -40,6 +48,8 @@ LIVENESS_HZ = 10.0
 # Truth the phone reads over MQTT (relay status is ROS-only supporting truth).
 BRIDGED_TRUTH = tuple(t for t in telemetry.WATCHED_TRUTH if t.mqtt is not None)
 SHUTDOWN_PUBLISH_TIMEOUT_S = 1.0
+# A priority request's second copy (from the other connection) comes within this.
+PRIORITY_DEDUPE_S = 5.0
 
 
 def package_version() -> str:
@@ -85,7 +95,13 @@ class MqttBridge(KiloNode):
         self.create_timer(1.0 / LIVENESS_HZ, self._tick)
 
         self._client = mqtt_link.new_client(self._settings.client_id)
+        # STOP also comes in on a connection of its own: under a flood the main one
+        # falls behind, and a STOP must not queue behind thousands of other messages.
+        self._priority_client = mqtt_link.new_client(f'{self._settings.client_id}-priority')
+        self._priority_topics = {topic.mqtt for topic in contract.PRIORITY_REQUESTS}
+        self._dedupe = PriorityDedupe(PRIORITY_DEDUPE_S)
         self._connect()
+        self._connect_priority()
 
     # --- broker connection -------------------------------------------------------------
 
@@ -107,6 +123,20 @@ class MqttBridge(KiloNode):
         # queued while we were away, and an old request must never move the robot.
         client.connect_async(settings.host, settings.port, keepalive=settings.keepalive_s,
                              clean_start=True)
+        client.loop_start()
+
+    def _connect_priority(self) -> None:
+        client = self._priority_client
+        mqtt_link.configure(client, self._settings)
+
+        def subscribe(ok: bool, _reason: str) -> None:
+            if ok:  # the main link logs refusals
+                client.subscribe([mqtt_link.request_subscription(topic)
+                                  for topic in sorted(self._priority_topics)])
+        mqtt_link.on_connect(client, subscribe)
+        mqtt_link.on_message(client, self._on_request)
+        client.connect_async(self._settings.host, self._settings.port,
+                             keepalive=self._settings.keepalive_s, clean_start=True)
         client.loop_start()
 
     def _on_connect(self, ok: bool, reason: str) -> None:
@@ -139,9 +169,13 @@ class MqttBridge(KiloNode):
     # --- phone -> ROS ------------------------------------------------------------------
 
     def _on_request(self, mqtt_topic: str, raw: bytes, retained: bool) -> None:
+        """Every request, from either connection (paho's network threads)."""
         now = monotonic()
         decision = route(mqtt_topic, raw, retained)
         with self._lock:
+            if mqtt_topic in self._priority_topics and not self._dedupe.first(
+                    mqtt_topic, raw, now):
+                return  # the other connection's copy went first
             if isinstance(decision, Drop):
                 self._reject(decision, now)
                 return
@@ -150,16 +184,16 @@ class MqttBridge(KiloNode):
                 return
             self._requests_out[decision.topic].publish(String(data=_json(decision.payload)))
             if decision.clamped:
-                self.get_logger().info(
-                    f'clamped {", ".join(decision.clamped)} of {mqtt_topic} to [-1, 1]',
-                    throttle_duration_sec=1.0)
+                self.log_throttled(
+                    'info', f'clamped {mqtt_topic}',
+                    f'clamped {", ".join(decision.clamped)} of {mqtt_topic} to [-1, 1]', now)
             self._after_forward(decision, now)
 
     def _reject(self, drop: Drop, now: float) -> None:
         self._rejected[drop.reason.value] += 1
-        self.get_logger().warning(
-            f'dropped {drop.mqtt_topic}: {drop.reason.value}: {drop.detail}',
-            throttle_duration_sec=1.0)
+        self.log_throttled('warning', f'dropped {drop.reason.value}',
+                           f'dropped {drop.mqtt_topic}: {drop.reason.value}: {drop.detail}',
+                           now)
         burst = self._burst.rejected(drop.reason.value, now)
         if burst is not None:
             self._raise(burst, now)
@@ -205,8 +239,8 @@ class MqttBridge(KiloNode):
                 payload = json.loads(msg.data)
                 key = telemetry.change_key(payload)
             except (ValueError, AttributeError) as exc:
-                self.get_logger().error(f'unreadable truth on {topic.ros}: {exc}',
-                                        throttle_duration_sec=5.0)
+                self.log_throttled('error', topic.ros,
+                                   f'unreadable truth on {topic.ros}: {exc}', now, 5.0)
                 return
             with self._lock:
                 self._watch.saw(topic, now)
@@ -279,6 +313,8 @@ class MqttBridge(KiloNode):
                 self.get_logger().warning(f'could not publish the final health: {exc}')
             self._client.disconnect()
         self._client.loop_stop()
+        self._priority_client.disconnect()
+        self._priority_client.loop_stop()
 
 
 def main(args: list[str] | None = None) -> None:

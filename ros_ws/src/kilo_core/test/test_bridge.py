@@ -8,7 +8,7 @@ import pytest
 
 from kilo_core import contract
 from kilo_core.contract import RejectReason
-from kilo_core.core.bridge import Drop, Forward, IntentDebounce, route, ROUTES
+from kilo_core.core.bridge import Drop, Forward, IntentDebounce, PriorityDedupe, route, ROUTES
 
 from helpers import payload
 
@@ -122,3 +122,15 @@ def test_a_new_utterance_or_a_different_intent_passes_the_debounce() -> None:
 def test_stop_intents_are_never_suppressed() -> None:
     debounce = IntentDebounce(1.0)
     assert all(debounce.admit(intent('STOP', 'same'), now=10.0 + i * 0.01) for i in range(5))
+
+
+def test_a_priority_request_is_forwarded_once_from_whichever_link_is_first() -> None:
+    dedupe = PriorityDedupe(5.0)
+    stop = payload(contract.STOP).encode()
+    assert dedupe.first(contract.STOP.mqtt, stop, 0.0)  # the priority link's copy
+    assert not dedupe.first(contract.STOP.mqtt, stop, 0.3)  # the main link's copy
+    assert dedupe.first(contract.STOP.mqtt, stop, 0.4)  # a new STOP, same bytes
+    other = payload(contract.STOP, seq=2).encode()
+    assert dedupe.first(contract.STOP.mqtt, other, 0.5)
+    # A link that is down loses nothing: a copy that never comes back expires.
+    assert dedupe.first(contract.STOP.mqtt, other, 10.0)

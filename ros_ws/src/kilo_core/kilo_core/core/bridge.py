@@ -105,3 +105,23 @@ class IntentDebounce:
             return False
         self._last = (key, now)
         return True
+
+
+class PriorityDedupe:
+    """A priority request arrives twice, on the bridge's priority connection and on its
+    main one: forward the first copy, drop the other (the same bytes within
+    ``window_s``). Whichever link is faster wins, and a link that is down loses nothing.
+    """
+
+    def __init__(self, window_s: float) -> None:
+        self.window_s = window_s
+        self._seen: dict[tuple[str, bytes], float] = {}
+
+    def first(self, mqtt_topic: str, raw: bytes, now: float) -> bool:
+        self._seen = {k: t for k, t in self._seen.items() if now - t < self.window_s}
+        key = (mqtt_topic, raw)
+        if key in self._seen:
+            del self._seen[key]  # each link delivers a copy once
+            return False
+        self._seen[key] = now
+        return True

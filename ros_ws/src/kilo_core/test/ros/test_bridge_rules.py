@@ -58,6 +58,9 @@ def driving(phone: Phone, probe: Probe, throttle: float) -> Iterator[None]:
             yield
 
 
+# Enough invalid messages to keep the bridge's main connection busy for a while.
+FLOOD = 20000
+
 def forwarded(probe: Probe, topic: contract.Topic, since: float) -> list[dict]:
     return probe.messages(topic, since=since)
 
@@ -311,3 +314,29 @@ def test_broker_restart_mid_drive_goes_neutral_then_the_bridge_reconnects(
         assert 'broker connection lost' in bridged.log(BRIDGE)
     finally:
         late.close()
+
+
+def test_a_stop_overtakes_a_flood_and_is_forwarded_once(
+        bridged: Stack, broker: Broker, phone: Phone, probe: Probe) -> None:
+    """STOP also has a connection of its own: sent after a flood of invalid messages from
+    another client, it reaches ROS while the bridge is still rejecting that flood."""
+    flooder = Phone.of(broker, 'flooder', subscribe=())
+    try:
+        for index in range(FLOOD - 1):
+            flooder.client.publish(contract.DRIVE.mqtt, f'garbage {index}', qos=0)
+        # Its PUBACK means the broker has the whole flood, queued ahead of the STOP.
+        flooder.send_raw(contract.DRIVE.mqtt, 'garbage, the last', qos=1)
+        since = time.monotonic()
+        phone.send(contract.STOP)
+        probe.wait_for(contract.STOP, lambda p: True, since=since, timeout=10.0)
+        stopped = time.monotonic()
+        first = phone.wait_for(SYSTEM, lambda p: True, since=stopped, timeout=5.0)
+        # The count still rises after the STOP got through: the flood was not done yet.
+        later = phone.wait_for(SYSTEM, lambda p: (p['rejected'].get('PARSE_ERROR', 0)
+                                                  > first['rejected'].get('PARSE_ERROR', 0)),
+                               since=stopped, timeout=30.0)
+        assert later['rejected']['PARSE_ERROR'] <= FLOOD
+        time.sleep(0.5)
+        assert len(forwarded(probe, contract.STOP, since)) == 1
+    finally:
+        flooder.close()
