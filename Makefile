@@ -30,7 +30,7 @@ export ROS_LOCALHOST_ONLY ?= 1
 export FASTDDS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/config/fastdds/kilo7_dev.xml
 
 .PHONY: all system-deps venv lint test test-unit test-fuzz test-ros test-mqtt test-mqtt-paho16 \
-	deb test-units test-package lint-ansible molecule audit run clean
+	deb test-units test-package lint-ansible molecule audit run bench clean
 
 all: lint test
 
@@ -92,6 +92,17 @@ test-fuzz: $(STAMP)
 	KILO_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(call PYTEST,-m fuzz)
 
 test: lint test-unit test-fuzz test-ros test-mqtt test-mqtt-paho16 test-units
+
+# How fast a STOP stops: the real stack, raw-transport baselines in the same run, and
+# bench/report.md, report.json, latency.png. Timings are reported, never asserted.
+# BENCH_ARGS=--quick: few samples, under a minute.
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): requirements/bench.txt | $(STAMP)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements/bench.txt
+	touch $@
+
+bench: $(BENCH_STAMP)
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 # The kilo7 .deb from this tree (packaging/debian), lintian-clean or it fails.
 deb:

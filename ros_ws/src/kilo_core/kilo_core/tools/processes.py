@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 import ctypes
 import os
 from pathlib import Path
@@ -27,18 +27,21 @@ def _die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def start_process(argv: Sequence[str], log_path: Path) -> subprocess.Popen:
-    """Start a child that dies with us, its output (unbuffered, uncoloured) in ``log_path``."""
-    env = dict(os.environ, PYTHONUNBUFFERED='1', RCUTILS_COLORIZED_OUTPUT='0')
+def start_process(argv: Sequence[str], log_path: Path,
+                  env: Mapping[str, str] | None = None) -> subprocess.Popen:
+    """Start a child that dies with us, its output (unbuffered, uncoloured) in ``log_path``;
+    ``env`` adds to (or overrides) our environment."""
+    env = dict(os.environ, PYTHONUNBUFFERED='1', RCUTILS_COLORIZED_OUTPUT='0', **(env or {}))
     with log_path.open('w') as log:
         return subprocess.Popen(
             list(argv), stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
             env=env)
 
 
-def start_node(name: str, log_path: Path, ros_args: Sequence[str] = ()) -> subprocess.Popen:
+def start_node(name: str, log_path: Path, ros_args: Sequence[str] = (),
+               env: Mapping[str, str] | None = None) -> subprocess.Popen:
     """Start one node's console script."""
-    return start_process([executable(name), *ros_args], log_path)
+    return start_process([executable(name), *ros_args], log_path, env)
 
 
 def stop_nodes(procs: Iterable[subprocess.Popen], timeout: float = 10.0) -> None:

@@ -7,6 +7,7 @@ records every GPIO write, so tests can assert the pulse widths that reached "pin
 
 from __future__ import annotations
 
+import bisect
 import socket
 import struct
 import sys
@@ -30,6 +31,8 @@ class PigpiodDouble:
         self._server = socket.create_server(('127.0.0.1', port))
         self.port = self._server.getsockname()[1]
         self._lock = threading.Lock()
+        # Notified on every recorded GPIO command, for waiters (the bench).
+        self.recorded = threading.Condition(self._lock)
         self._clients: list[socket.socket] = []
         self.pulses: dict[int, int] = {}
         self.levels: dict[int, int] = {}
@@ -75,6 +78,7 @@ class PigpiodDouble:
         with self._lock:
             if cmd in (CMD_MODES, CMD_WRITE, CMD_SERVO):
                 self.log.append((time.monotonic(), cmd, p1, p2))
+                self.recorded.notify_all()
             if cmd == CMD_SERVO:
                 self.pulses[p1] = p2
             elif cmd == CMD_WRITE:
@@ -82,6 +86,21 @@ class PigpiodDouble:
             elif cmd == CMD_BR1:
                 return sum(level << gpio for gpio, level in self.levels.items())
         return 0
+
+    def wait_servo(self, gpio: int, pulse_us: int, since: float, timeout: float) -> float:
+        """The time the first ``pulse_us`` on ``gpio`` was recorded at or after ``since``."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            start = bisect.bisect_left(self.log, since, key=lambda entry: entry[0])
+            while True:
+                for at, cmd, pin, value in self.log[start:]:
+                    if cmd == CMD_SERVO and pin == gpio and value == pulse_us:
+                        return at
+                start = len(self.log)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f'gpio {gpio} never {pulse_us} us')
+                self.recorded.wait(remaining)
 
     def servo_history(self, gpio: int) -> list[int]:
         with self._lock:
