@@ -3,6 +3,7 @@ the one-way latency (ms) of every message on /kilo_bench/ping, whose data is the
 sender's time.monotonic() (one clock for every process on this machine).
 
     python bench/echo_node.py COUNT
+It gives up (printing what it has) after GIVE_UP_S.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from std_msgs.msg import String
 from kilo_core.node_shell import REQUEST_QOS
 
 TOPIC = '/kilo_bench/ping'
+GIVE_UP_S = 60.0
 
 
 def main() -> None:
@@ -29,7 +31,8 @@ def main() -> None:
         received.append((time.monotonic() - float(msg.data)) * 1000.0)
     node.create_subscription(String, TOPIC, on_ping, REQUEST_QOS)
     print('ready', flush=True)
-    while len(received) < count:
+    deadline = time.monotonic() + GIVE_UP_S
+    while len(received) < count and time.monotonic() < deadline:
         rclpy.spin_once(node, timeout_sec=0.1)
     for latency in received:
         print(f'{latency:.4f}', flush=True)

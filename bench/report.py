@@ -106,8 +106,15 @@ def markdown(report: dict[str, Any]) -> str:
         lines += ['', '## Flood', '',
                   f'During the flooded STOP runs a second client sent {flood["valid_rate"]:.0f} '
                   f'valid and {flood["invalid_rate"]:.0f} invalid messages per second '
-                  f'(asked for {flood["target_rate"]} each); the bridge counted '
-                  f'{flood["rejected"]} rejected requests in that time.']
+                  f'(asked for {flood["target_rate"]} each) for {flood["seconds"]:.0f} s; '
+                  f'the bridge rejected {flood["rejected"]} of the invalid ones by the end '
+                  f'({flood["rejected"] / flood["seconds"]:.0f} a second on average). The '
+                  "phone's drives queue behind such a flood on the bridge's main "
+                  'connection, so here the robot is driven over ROS and only the STOP comes '
+                  "from the phone, on the bridge's priority connection."]
+        for failure in flood['failures']:
+            lines.append(f'- a STOP sample was skipped: the robot could not be armed in time '
+                         f'under the flood ({failure})')
     lines += ['', '## Boot and resources', '',
               '| node | boot → first truth p50 / max (ms, n) | CPU % idle | CPU % driving '
               '| RSS MiB idle | RSS MiB driving |',
