@@ -216,9 +216,12 @@ def test_health_is_1hz_ok_with_the_build_and_its_last_will_says_not_ok(
         will = phone.wait_for(HEALTH, lambda p: not p['ok'], timeout=3.0, since=killed)
         assert will['reason'] == contract.BRIDGE_OFFLINE
         # The phone keeps "driving" into a dead bridge; the robot's TTLs stop it.
-        control = probe.wait_for(contract.STATE_CONTROL, lambda p: p['locked'],
-                                 timeout=5.0, since=killed)
-        assert neutral(control) and control['locked_reason'] == 'HEARTBEAT_STALE'
+        # HEARTBEAT_STALE among the locks: under load GATE_STALE has been seen beside
+        # it for a moment after a SIGKILL (a stall in DDS delivery, we think).
+        control = probe.wait_for(
+            contract.STATE_CONTROL, lambda p: 'HEARTBEAT_STALE' in p['locked_reasons'],
+            timeout=5.0, since=killed)
+        assert neutral(control) and control['locked']
 
 
 def test_health_turns_not_ok_when_a_node_stops_publishing_truth(
