@@ -6,7 +6,7 @@
 
 probe and send speak MQTT as the phone does (broker from --host/--port, else
 KILO_MQTT_HOST/KILO_MQTT_PORT, else localhost:1883; KILO_MQTT_USERNAME and
-KILO_MQTT_PASSWORD or KILO_MQTT_PASSWORD_FILE if set). Without a user the project's
+KILO_MQTT_PASSWORD or, first, KILO_MQTT_PASSWORD_FILE if set). Without a user the project's
 broker lets `probe` read on loopback but drops whatever `send` publishes: send as the
 phone user (kilo7-phone). authority reads the ROS graph, so it needs the robot's ROS
 environment.
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 import json
 import os
 import sys
@@ -25,11 +26,9 @@ from typing import Any
 import uuid
 
 from kilo_core import contract, mqtt_link
-from kilo_core.core.config import ConfigError, read_password_file
+from kilo_core.core import config as config_core
 from kilo_core.core.ui_truth import derive
 
-DEFAULT_HOST = 'localhost'
-DEFAULT_PORT = 1883
 # One-shot requests: QoS 1 so they arrive; streams: QoS 0, the next one replaces a loss.
 ONE_SHOT_QOS = 1
 STREAM_QOS = 0
@@ -68,23 +67,28 @@ def _requests(args: argparse.Namespace) -> tuple[contract.Topic, Callable[[int],
     return contract.INTENT, lambda _seq: request(contract.INTENT, **fields)
 
 
-def _broker(args: argparse.Namespace, client_id: str) -> Any:
-    host = args.host or os.environ.get('KILO_MQTT_HOST') or DEFAULT_HOST
-    port = args.port or int(os.environ.get('KILO_MQTT_PORT') or DEFAULT_PORT)
-    password = os.environ.get('KILO_MQTT_PASSWORD') or None
-    if password is None and os.environ.get('KILO_MQTT_PASSWORD_FILE'):
-        password = read_password_file(os.environ['KILO_MQTT_PASSWORD_FILE'])
-    return mqtt_link.connect(host, port, f'{client_id}-{os.getpid()}',
-                             username=os.environ.get('KILO_MQTT_USERNAME') or None,
-                             password=password)
+def _settings(args: argparse.Namespace) -> config_core.MqttConfig:
+    """Broker and login from the KILO_MQTT_* environment, read as the bridge reads it
+    (a password file wins over a password), but anonymous unless a user is named: the
+    config's default user is the bridge's, not ours."""
+    base = replace(config_core.load().mqtt, username='', password='', password_file='')
+    settings = config_core.with_password_file(config_core.mqtt_from_env(base, os.environ))
+    return replace(settings, host=args.host or settings.host, port=args.port or settings.port)
+
+
+def _broker(settings: config_core.MqttConfig, client_id: str) -> Any:
+    return mqtt_link.connect(settings.host, settings.port, f'{client_id}-{os.getpid()}',
+                             username=settings.username or None,
+                             password=settings.password or None)
 
 
 def cmd_send(args: argparse.Namespace) -> int:
     topic, make = _requests(args)
-    if not os.environ.get('KILO_MQTT_USERNAME'):
+    settings = _settings(args)
+    if not settings.username:
         print(f'kilo7: warning: no KILO_MQTT_USERNAME; the KILO.7 broker drops requests '
               f'from anonymous clients (send as {contract.MQTT_PHONE_USER})', file=sys.stderr)
-    client = _broker(args, 'kilo7-send')
+    client = _broker(settings, 'kilo7-send')
     qos = STREAM_QOS if args.rate else ONE_SHOT_QOS
     seq = 0
     try:
@@ -121,7 +125,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
             latest[truth[topic]] = value
             changed.notify_all()
 
-    client = _broker(args, 'kilo7-probe')
+    client = _broker(_settings(args), 'kilo7-probe')
     mqtt_link.on_message(client, on_message)
     client.subscribe([(topic, 1) for topic in truth])
     last_line = None
@@ -192,8 +196,10 @@ def cmd_authority(args: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     broker = argparse.ArgumentParser(add_help=False)
-    broker.add_argument('--host', help='MQTT broker (default: $KILO_MQTT_HOST or localhost)')
-    broker.add_argument('--port', type=int, help='(default: $KILO_MQTT_PORT or 1883)')
+    broker.add_argument('--host', help='MQTT broker (default: $KILO_MQTT_HOST, else the '
+                        "config's mqtt.host: localhost)")
+    broker.add_argument('--port', type=int, help="(default: $KILO_MQTT_PORT, else the "
+                        "config's mqtt.port: 1883)")
     stream = argparse.ArgumentParser(add_help=False)
     stream.add_argument('--rate', type=float, help='stream at this many Hz until Ctrl-C')
     stream.add_argument('--count', type=int, help='with --rate: stop after this many')
@@ -235,7 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConnectionError, ConfigError) as exc:
+    except (ConnectionError, config_core.ConfigError) as exc:
         print(f'kilo7: {exc}', file=sys.stderr)
         return 1
 
