@@ -171,11 +171,12 @@ class MqttBridge(KiloNode):
     def _on_request(self, mqtt_topic: str, raw: bytes, retained: bool) -> None:
         """Every request, from either connection (paho's network threads)."""
         now = monotonic()
+        if mqtt_topic in self._priority_topics:
+            with self._lock:
+                if not self._dedupe.first(mqtt_topic, raw, now):
+                    return  # the other connection's copy went first
         decision = route(mqtt_topic, raw, retained)
         with self._lock:
-            if mqtt_topic in self._priority_topics and not self._dedupe.first(
-                    mqtt_topic, raw, now):
-                return  # the other connection's copy went first
             if isinstance(decision, Drop):
                 self._reject(decision, now)
                 return
