@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from kilo_core.core import config as config_core
 from kilo_core.core.config import ConfigError
@@ -40,6 +42,7 @@ def test_load_empty_override_keeps_defaults(tmp_path: Path) -> None:
     ('ttl:\n  cmd_ttl_ms: fast\n', 'ttl.cmd_ttl_ms', 'integer'),
     ('ttl:\n  cmd_tll_ms: 5\n', 'ttl', 'cmd_tll_ms'),
     ('bogus: 1\n', '<root>', 'bogus'),
+    ('bogus: [1, 2.5]\n', '<root>', 'bogus'),
     ('control:\n  backend: gpiozero\n', 'control.backend', 'gpiozero'),
     ('control:\n  steer:\n    min_us: 1600\n', 'control.steer', 'min_us < center_us'),
     ('control:\n  throttle:\n    forward_us: 1400\n', 'control.throttle', 'neutral_us'),
@@ -47,6 +50,10 @@ def test_load_empty_override_keeps_defaults(tmp_path: Path) -> None:
     ('safety:\n  impact_hysteresis_g: 5\n', 'safety.impact_hysteresis_g', 'below'),
     ('control:\n  steer:\n    gpio: 13\n', 'control.throttle.gpio', 'share'),
     ('mqtt:\n  reconnect_min_s: 10\n', 'mqtt.reconnect_max_s', 'reconnect_min_s'),
+    ('mqtt:\n  reconnect_max_s: 86400.0\n', 'mqtt.reconnect_max_s', 'maximum'),
+    ('control:\n  hw_retry_s: 0\n', 'control.hw_retry_s', 'less than or equal'),
+    ('control:\n  hw_retry_s: 3600\n', 'control.hw_retry_s', 'maximum'),
+    ('relay:\n  keepalive_hz: 0\n', 'relay.keepalive_hz', 'less than or equal'),
     ('mqtt:\n  port: 0\n', 'mqtt.port', 'minimum'),
     ('mqtt:\n  tls:\n    enabled: yes please\n', 'mqtt.tls.enabled', 'boolean'),
     ('- a\n- b\n', '<root>', 'mapping'),
@@ -61,6 +68,67 @@ def test_load_bad_override_names_file_and_key(
     assert info.value.source == path
     assert words in str(info.value)
     assert path in str(info.value)
+
+
+def numeric_keys(section: dict[str, Any], prefix: str = '') -> list[str]:
+    """The dotted path of every number in a config section (booleans are not numbers)."""
+    keys = []
+    for name, value in section.items():
+        key = f'{prefix}{name}'
+        if isinstance(value, dict):
+            keys += numeric_keys(value, f'{key}.')
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            keys.append(key)
+    return keys
+
+
+def override_text(key: str, value: str) -> str:
+    """A YAML override setting the dotted ``key`` to the literal ``value``."""
+    *sections, leaf = key.split('.')
+    lines = [f'{"  " * depth}{name}:' for depth, name in enumerate(sections)]
+    return '\n'.join([*lines, f'{"  " * len(sections)}{leaf}: {value}']) + '\n'
+
+
+DEFAULT_NUMERIC_KEYS = numeric_keys(
+    yaml.safe_load(config_core.DEFAULT_CONFIG_PATH.read_text(encoding='utf-8')))
+
+
+def test_every_section_has_numeric_keys_to_check() -> None:
+    # Guards the parametrization below against silently shrinking (say, a YAML change).
+    assert {key.split('.')[0] for key in DEFAULT_NUMERIC_KEYS} == {
+        'ttl', 'publish', 'safety', 'pigpio', 'mqtt', 'control', 'relay', 'safety_model'}
+    assert 'safety_model.profiles.sport.top_speed_mps' in DEFAULT_NUMERIC_KEYS
+
+
+@pytest.mark.parametrize('value', ['.nan', '.inf', '-.inf'])
+@pytest.mark.parametrize('key', DEFAULT_NUMERIC_KEYS)
+def test_load_rejects_a_non_finite_number_naming_its_key(
+        tmp_path: Path, key: str, value: str) -> None:
+    path = write(tmp_path, override_text(key, value))
+    with pytest.raises(ConfigError) as info:
+        config_core.load(path)
+    assert info.value.key == key
+    assert f"key '{key}'" in str(info.value)
+    assert 'not a finite number' in str(info.value)
+
+
+def test_load_rejects_a_non_finite_number_inside_a_list(tmp_path: Path) -> None:
+    # Checked before the schema, which would only say the key is unknown.
+    with pytest.raises(ConfigError, match='not a finite number') as info:
+        config_core.load(write(tmp_path, 'bogus: [1, .nan]\n'))
+    assert info.value.key == 'bogus.1'
+
+
+@pytest.mark.parametrize(('truth_hz', 'bound_ms'), [(10, 200), (8, 250)])
+def test_truth_ttl_must_cover_two_publish_periods(
+        tmp_path: Path, truth_hz: int, bound_ms: int) -> None:
+    below = f'publish:\n  truth_hz: {truth_hz}\nttl:\n  truth_ttl_ms: {bound_ms - 1}\n'
+    with pytest.raises(ConfigError) as info:
+        config_core.load(write(tmp_path, below))
+    assert info.value.key == 'ttl.truth_ttl_ms'
+    assert f'{bound_ms} ms' in str(info.value)
+    at = f'publish:\n  truth_hz: {truth_hz}\nttl:\n  truth_ttl_ms: {bound_ms}\n'
+    assert config_core.load(write(tmp_path, at)).ttl.truth_ttl_ms == bound_ms
 
 
 def test_load_unreadable_file_names_it(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+import math
 from pathlib import Path
 from typing import Any
 
@@ -174,6 +175,23 @@ def parse_yaml(text: str, source: str) -> dict[str, Any]:
     return document
 
 
+def _check_finite(value: Any, source: str, key: str = '') -> None:
+    """Reject NaN and infinity anywhere in the document, naming the dotted key.
+
+    This runs before the schema: every comparison with NaN is false, so jsonschema's
+    minimum/maximum let it through, and infinity passes any range left open. A NaN rate
+    crashes a node's timer setup; a NaN or infinite retry delay means it never retries.
+    """
+    if isinstance(value, dict):
+        for name, item in value.items():
+            _check_finite(item, source, f'{key}.{name}' if key else str(name))
+    elif isinstance(value, list):  # only below a key: the document itself is a mapping
+        for index, item in enumerate(value):
+            _check_finite(item, source, f'{key}.{index}')
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(source, key, f'{value} is not a finite number')
+
+
 def _check_schema(document: dict[str, Any], source: str) -> None:
     errors = sorted(
         schemas.validator(CONFIG_SCHEMA).iter_errors(document), key=lambda e: list(e.path))
@@ -188,6 +206,10 @@ def _check_ordering(config: Config) -> None:
     steer = config.control.steer
     throttle = config.control.throttle
     safety = config.safety
+    # The truth consumers (Control, relay, gate, bridge) allow truth_ttl_ms between samples
+    # sent every publish period: under two periods, one late sample reads as stale, and
+    # under one every sample does (a permanent GATE_STALE).
+    min_truth_ttl_ms = 2 * 1000.0 / config.publish.truth_hz
     rules = (
         (steer.min_us < steer.center_us < steer.max_us, 'control.steer',
          'need min_us < center_us < max_us'),
@@ -201,6 +223,9 @@ def _check_ordering(config: Config) -> None:
          'must not be below mqtt.reconnect_min_s'),
         (config.control.steer.gpio != config.control.throttle.gpio, 'control.throttle.gpio',
          'steer and throttle cannot share a GPIO'),
+        (config.ttl.truth_ttl_ms >= min_truth_ttl_ms, 'ttl.truth_ttl_ms',
+         f'must be at least 2 publish periods (2 x 1000 / publish.truth_hz = '
+         f'{min_truth_ttl_ms:g} ms)'),
     )
     for holds, key, message in rules:
         if not holds:
@@ -209,6 +234,7 @@ def _check_ordering(config: Config) -> None:
 
 def build(document: dict[str, Any], source: str) -> Config:
     """Validate a merged config document and turn it into a Config."""
+    _check_finite(document, source)
     _check_schema(document, source)
     control = document['control']
     mqtt = document['mqtt']

@@ -39,6 +39,18 @@ def test_bad_config_stops_the_node_naming_file_and_key(stack: Stack, node: str) 
     assert "'safety.imu_ttl_ms'" in log
 
 
+def test_nan_rate_stops_the_gate_with_a_fatal_line_not_a_traceback(stack: Stack) -> None:
+    # The schema's minimum lets NaN through; the gate used to crash creating its timer.
+    stack.write_config('publish:\n  truth_hz: .nan\n')
+    stack.start('safety_gate', wait=False)
+    code = stack.procs['safety_gate'].wait(timeout=20)
+    log = stack.log('safety_gate')
+    assert code == 2
+    assert any(line.startswith('FATAL:') and "'publish.truth_hz'" in line
+               for line in log.splitlines()), log
+    assert 'Traceback' not in log
+
+
 def test_missing_config_file_stops_the_node(stack: Stack) -> None:
     stack.config_path = stack.tmp_path / 'absent.yaml'
     stack.start('control_pwm', wait=False)
