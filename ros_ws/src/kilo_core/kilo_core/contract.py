@@ -106,6 +106,7 @@ class LockReason(str, Enum):
     """Control lock reasons, highest precedence first. Additive only."""
 
     HW_FAULT = 'HW_FAULT'
+    INTERNAL_ERROR = 'INTERNAL_ERROR'
     GATE_STALE = 'GATE_STALE'
     HEARTBEAT_STALE = 'HEARTBEAT_STALE'
     EXPLICIT_STOP = 'EXPLICIT_STOP'
@@ -125,6 +126,7 @@ class RelayReason(str, Enum):
     CONTROL_HW_FAULT = 'CONTROL_HW_FAULT'
     RELAY_STATUS_STALE = 'RELAY_STATUS_STALE'
     HW_FAULT = 'HW_FAULT'
+    INTERNAL_ERROR = 'INTERNAL_ERROR'
     RUN = 'RUN'
 
 
@@ -178,6 +180,7 @@ class AlertCode(str, Enum):
     REJECTED_INPUT_BURST = 'REJECTED_INPUT_BURST'
     INTENT_NOT_AVAILABLE = 'INTENT_NOT_AVAILABLE'
     MODE_CHANGED = 'MODE_CHANGED'
+    CALLBACK_ERROR = 'CALLBACK_ERROR'
 
 
 class RejectReason(str, Enum):

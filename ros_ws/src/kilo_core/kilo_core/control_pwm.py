@@ -74,6 +74,11 @@ class ControlPwmNode(KiloNode):
     def on_rejected(self, topic: contract.Topic, reason: str) -> None:
         self.control.on_rejected()
 
+    def on_callback_error(self, site: str) -> None:
+        now = monotonic()
+        self.control.on_internal_error(now)
+        self.apply(now, rewrite=True)
+
     # -- outputs --------------------------------------------------------------
     def tick_callback(self) -> None:
         self.apply(monotonic())

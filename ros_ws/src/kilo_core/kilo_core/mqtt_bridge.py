@@ -6,6 +6,14 @@ kilo/health (1 Hz, last will not ok), kilo/alerts, kilo/state/system.
 
 paho runs its network loop in its own thread (so a STOP is forwarded the moment it
 arrives, not at the next executor tick); one lock serialises the state both threads touch.
+Every paho callback is contained, and the watchdog is petted only while both links'
+threads work (mqtt_link.link_problem).
+
+Retained truth never outlives its source: every retained publish carries an MQTT v5
+message expiry of a few refresh periods (the broker stops serving it if the bridge dies
+or freezes), and when the bridge sees a truth topic go stale it clears the retained
+message at once (a zero-length retained publish), so a phone that connects later is
+never served a silent node's last truth as current.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from collections import Counter
 from collections.abc import Callable
 from importlib import metadata
 import json
+import math
 import os
 import threading
 from typing import Any
@@ -63,6 +72,12 @@ def _json(payload: dict[str, Any]) -> str:
     return json.dumps(payload, separators=(',', ':'))
 
 
+def expiry_s(period_s: float) -> int:
+    """Message expiry for a retained topic refreshed every ``period_s``: three missed
+    refreshes, in whole seconds (MQTT's unit)."""
+    return max(1, math.ceil(3 * period_s))
+
+
 class MqttBridge(KiloNode):
     def __init__(self) -> None:
         super().__init__(contract.NODE_MQTT_BRIDGE)
@@ -78,6 +93,14 @@ class MqttBridge(KiloNode):
         self._watch = telemetry.TruthWatch(self.config.ttl.truth_ttl_ms / 1000.0)
         refresh_s = 1.0 / settings.truth_refresh_hz
         self._truth_throttle = {t: telemetry.OnChangeThrottle(refresh_s) for t in BRIDGED_TRUTH}
+        # Truth is refreshed on MQTT when it arrives on ROS: the slower of the two rates.
+        self._expiry = {
+            contract.HEALTH.mqtt: expiry_s(1.0 / settings.health_hz),
+            contract.STATE_SYSTEM.mqtt: expiry_s(1.0 / settings.system_hz),
+            **{t.mqtt: expiry_s(max(refresh_s, 1.0 / self.config.publish.truth_hz))
+               for t in BRIDGED_TRUTH}}
+        self._withdrawn: set[contract.Topic] = set()
+        self._node_errors: dict[str, int] = {}
         self._system_throttle = telemetry.OnChangeThrottle(1.0 / settings.system_hz)
         self._transitions = TransitionAlerts()
         self._alert_limiter = AlertLimiter(settings.alert_min_interval_s)
@@ -100,8 +123,23 @@ class MqttBridge(KiloNode):
         self._priority_client = mqtt_link.new_client(f'{self._settings.client_id}-priority')
         self._priority_topics = {topic.mqtt for topic in contract.PRIORITY_REQUESTS}
         self._dedupe = PriorityDedupe(PRIORITY_DEDUPE_S)
+        self._links = {'main': self._client, 'priority': self._priority_client}
+        for name, client in self._links.items():
+            self.supervisor.watch(f'mqtt link {name}', self._link_check(client))
         self._connect()
         self._connect_priority()
+
+    def _link_check(self, client: Any) -> Callable[[], str | None]:
+        return lambda: mqtt_link.link_problem(client, self._settings.keepalive_s)
+
+    def _link_states(self) -> dict[str, str]:
+        """Each link as health and the system truth show it."""
+        states = {}
+        for name, client in self._links.items():
+            problem = mqtt_link.link_problem(client, self._settings.keepalive_s)
+            states[name] = (problem if problem is not None
+                            else 'connected' if client.is_connected() else 'reconnecting')
+        return states
 
     # --- broker connection -------------------------------------------------------------
 
@@ -112,9 +150,10 @@ class MqttBridge(KiloNode):
         client.will_set(
             contract.HEALTH.mqtt, _json(telemetry.last_will_payload(self._build, wall_ms())),
             qos=1, retain=True)
-        mqtt_link.on_connect(client, self._on_connect)
-        mqtt_link.on_disconnect(client, self._on_disconnect)
-        mqtt_link.on_message(client, self._on_request)
+        contain = self.containment.wrap
+        mqtt_link.on_connect(client, self._on_connect, contain)
+        mqtt_link.on_disconnect(client, self._on_disconnect, contain)
+        mqtt_link.on_message(client, self._on_request, contain)
         self.get_logger().info(
             f'broker {settings.host}:{settings.port} as {settings.client_id!r}'
             f'{" with TLS" if settings.tls.enabled else ""} (paho-mqtt {mqtt_link.PAHO_VERSION})')
@@ -133,8 +172,8 @@ class MqttBridge(KiloNode):
             if ok:  # the main link logs refusals
                 client.subscribe([mqtt_link.request_subscription(topic)
                                   for topic in sorted(self._priority_topics)])
-        mqtt_link.on_connect(client, subscribe)
-        mqtt_link.on_message(client, self._on_request)
+        mqtt_link.on_connect(client, subscribe, self.containment.wrap)
+        mqtt_link.on_message(client, self._on_request, self.containment.wrap)
         client.connect_async(self._settings.host, self._settings.port,
                              keepalive=self._settings.keepalive_s, clean_start=True)
         client.loop_start()
@@ -162,9 +201,15 @@ class MqttBridge(KiloNode):
             'messages dropped (the latest is published again on reconnect)')
 
     def _publish_mqtt(self, topic: str | None, text: str, retain: bool = True) -> None:
-        """QoS 1. Skipped while disconnected: paho would queue it and replay stale truth."""
-        if self._connected and topic is not None:
-            self._client.publish(topic, text, qos=1, retain=retain)
+        """QoS 1; retained ones expire. Skipped while disconnected: paho would queue it
+        and replay stale truth."""
+        if not self._connected or topic is None:
+            return
+        if retain:
+            self._client.publish(topic, text, qos=1, retain=True,
+                                 properties=mqtt_link.expiring(self._expiry[topic]))
+        else:
+            self._client.publish(topic, text, qos=1)
 
     # --- phone -> ROS ------------------------------------------------------------------
 
@@ -183,7 +228,7 @@ class MqttBridge(KiloNode):
             if decision.topic is contract.INTENT and not self._debounce.admit(
                     decision.payload, now):
                 return
-            self._requests_out[decision.topic].publish(String(data=_json(decision.payload)))
+            self._requests_out[decision.topic].publish(String(data=decision.text))
             if decision.clamped:
                 self.log_throttled(
                     'info', f'clamped {mqtt_topic}',
@@ -226,10 +271,26 @@ class MqttBridge(KiloNode):
         self._publish_system(now)
 
     def _republish_truth(self) -> None:
-        """The latest truth of every bridged topic, at once (after a connect, on STATUS)."""
+        """The latest truth of every bridged topic, at once (after a connect, on STATUS);
+        a withdrawn topic is cleared again (the broker may have kept it meanwhile)."""
         for topic in BRIDGED_TRUTH:
-            if topic in self._latest:
+            if topic in self._withdrawn:
+                self._publish_mqtt(topic.mqtt, '')
+            elif topic in self._latest:
                 self._publish_mqtt(topic.mqtt, self._latest[topic])
+
+    def _withdraw_stale_truth(self, now: float) -> None:
+        """Clear the retained message of each bridged truth topic whose source went
+        silent: the last truth of a frozen or dead node is not current truth."""
+        for topic in BRIDGED_TRUTH:
+            if topic in self._withdrawn or self._watch.fresh(topic, now):
+                continue
+            self._withdrawn.add(topic)
+            self._latest.pop(topic, None)
+            self._truth_throttle[topic].reset()
+            self._publish_mqtt(topic.mqtt, '')
+            self.get_logger().warning(
+                f'{topic.mqtt}: source silent; retained truth withdrawn')
 
     # --- ROS truth -> phone ------------------------------------------------------------
 
@@ -245,6 +306,8 @@ class MqttBridge(KiloNode):
                 return
             with self._lock:
                 self._watch.saw(topic, now)
+                self._withdrawn.discard(topic)
+                self._raise_all(self._node_callback_errors(topic, payload), now)
                 if topic is contract.STATE_SAFETY:
                     self._raise_all(self._transitions.safety(payload), now)
                 elif topic is contract.STATE_CONTROL:
@@ -259,17 +322,44 @@ class MqttBridge(KiloNode):
     def _tick(self) -> None:
         now = monotonic()
         with self._lock:
+            self._withdraw_stale_truth(now)
             self._raise_all(self._transitions.liveness(self._nodes(now)), now)
             self._publish_system(now)
 
     def _nodes(self, now: float) -> dict[str, dict[str, Any]]:
         nodes = self._watch.nodes(now)
-        nodes[contract.NODE_MQTT_BRIDGE] = {'alive': True, 'age_ms': 0}
+        links = self._link_states()
+        alive = all(state in ('connected', 'reconnecting') for state in links.values())
+        nodes[contract.NODE_MQTT_BRIDGE] = {'alive': alive, 'age_ms': 0, 'links': links}
         return nodes
+
+    def _node_callback_errors(self, topic: contract.Topic,
+                              payload: dict[str, Any]) -> list[Alert]:
+        """CALLBACK_ERROR when a node's truth shows more contained errors than before."""
+        node = telemetry.WATCHED_TRUTH[topic]
+        count = payload.get('callback_errors')
+        if not isinstance(count, int):
+            return []
+        previous = self._node_errors.get(node)
+        self._node_errors[node] = max(count, previous or 0)
+        if previous is None or count <= previous:
+            return []
+        return [Alert(contract.AlertLevel.CRITICAL, contract.AlertCode.CALLBACK_ERROR,
+                      f'{node}: {count - previous} callback error(s) contained', node,
+                      {'callback_errors': count})]
+
+    def on_callback_error(self, site: str) -> None:
+        now = monotonic()
+        with self._lock:
+            self._raise(Alert(contract.AlertLevel.CRITICAL, contract.AlertCode.CALLBACK_ERROR,
+                              f'callback error in {site} (contained)',
+                              contract.NODE_MQTT_BRIDGE,
+                              {'site': site, 'callback_errors': self.callback_errors}), now)
 
     def _publish_system(self, now: float) -> None:
         nodes = self._nodes(now)
-        key = (self._mode, {name: state['alive'] for name, state in nodes.items()})
+        key = (self._mode, nodes[contract.NODE_MQTT_BRIDGE]['links'],
+               {name: state['alive'] for name, state in nodes.items()})
         if not self._system_throttle.due(key, now):
             return
         payload = telemetry.system_payload(
@@ -281,7 +371,8 @@ class MqttBridge(KiloNode):
         now = monotonic()
         with self._lock:
             facts = telemetry.HealthFacts(
-                self._build, now - self._started, self._watch.stale_topics(now))
+                self._build, now - self._started, self._watch.stale_topics(now),
+                self._link_states(), self.callback_errors)
             self._publish_mqtt(
                 contract.HEALTH.mqtt, _json(telemetry.health_payload(facts, wall_ms())))
 

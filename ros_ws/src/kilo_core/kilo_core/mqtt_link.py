@@ -11,16 +11,27 @@ from collections.abc import Callable
 import socket
 import ssl
 import threading
-from typing import Any
+import time
+from typing import Any, TypeVar
 
 import paho.mqtt
 import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from kilo_core.core.config import MqttConfig
 
 MessageHandler = Callable[[str, bytes, bool], None]
 PAHO_VERSION: str = paho.mqtt.__version__
+F = TypeVar('F', bound=Callable[..., Any])
+# Wraps each callback handed to paho (kilo_core.containment in the bridge): an exception
+# escaping a paho callback ends paho's network thread, and the link with it.
+Contain = Callable[[str, F], F]
+
+
+def _uncontained(_site: str, callback: F) -> F:
+    return callback
 
 
 def new_client(client_id: str, transport: str = 'tcp') -> mqtt.Client:
@@ -68,32 +79,74 @@ def no_delay(client: mqtt.Client) -> None:
     after another message waited for its ACK, up to 40 ms (make bench saw it)."""
     sock = client.socket()
     if isinstance(sock, socket.socket):  # not paho's websocket wrapper
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:  # closed under us: the next connect sets it again
+            pass
 
 
-def on_connect(client: mqtt.Client, handler: Callable[[bool, str], None]) -> None:
+def on_connect(client: mqtt.Client, handler: Callable[[bool, str], None],
+               contain: Contain = _uncontained) -> None:
     """Call ``handler(ok, reason)`` on every CONNACK (first connect and reconnects)."""
     def callback(_client: mqtt.Client, _userdata: Any, _flags: Any, reason_code: Any,
                  _properties: Any = None) -> None:
         no_delay(client)
         handler(not failed(reason_code), str(reason_code))
-    client.on_connect = callback
+    client.on_connect = contain(f'{client_name(client)} on_connect', callback)
 
 
-def on_disconnect(client: mqtt.Client, handler: Callable[[str], None]) -> None:
+def on_disconnect(client: mqtt.Client, handler: Callable[[str], None],
+                  contain: Contain = _uncontained) -> None:
     """Call ``handler(reason)`` on a disconnect. paho 1.6 passes (rc, properties), 2.x
     (flags, reason_code, properties)."""
     def callback(_client: mqtt.Client, _userdata: Any, *args: Any) -> None:
         reason = args[-2] if len(args) >= 2 else (args[0] if args else 'unknown')
         handler(str(reason))
-    client.on_disconnect = callback
+    client.on_disconnect = contain(f'{client_name(client)} on_disconnect', callback)
 
 
-def on_message(client: mqtt.Client, handler: MessageHandler) -> None:
+def on_message(client: mqtt.Client, handler: MessageHandler,
+               contain: Contain = _uncontained) -> None:
     """Call ``handler(topic, payload, retained)`` for every message."""
     def callback(_client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
         handler(message.topic, message.payload, bool(message.retain))
-    client.on_message = callback
+    client.on_message = contain(f'{client_name(client)} on_message', callback)
+
+
+def client_name(client: mqtt.Client) -> str:
+    client_id = client._client_id  # paho 1.6 and 2.x: bytes
+    return client_id.decode('utf-8', 'replace') if isinstance(client_id, bytes) else client_id
+
+
+def expiring(expiry_s: int) -> Properties:
+    """PUBLISH properties with an MQTT v5 message expiry: the broker stops serving a
+    retained message this long after it was published."""
+    properties = Properties(PacketTypes.PUBLISH)
+    properties.MessageExpiryInterval = expiry_s
+    return properties
+
+
+def last_heard(client: mqtt.Client) -> float:
+    """When the network thread last read from the broker (or pinged it), on paho's
+    monotonic clock: paho 2.x keeps it in _last_bytes_received, 1.6 in _last_msg_in."""
+    heard = getattr(client, '_last_bytes_received', None)
+    return heard if heard is not None else client._last_msg_in
+
+
+def link_problem(client: mqtt.Client, keepalive_s: float) -> str | None:
+    """What is wrong with a client's network thread, or None while it works: running,
+    and either connected and hearing the broker (a PINGRESP at least every keepalive)
+    or inside its reconnect backoff. A connected link that heard nothing for two
+    keepalives is wedged (its thread stuck in a callback or a lock)."""
+    thread = client._thread  # paho 1.6 and 2.x; test_mqtt_link checks the attributes
+    if thread is None or not thread.is_alive():
+        return 'network thread dead'
+    if not client.is_connected():
+        return None  # reconnecting with backoff: the broker, not this process, is down
+    silent_s = time.monotonic() - last_heard(client)
+    if silent_s > 2 * keepalive_s + 1.0:
+        return f'connected but nothing heard for {silent_s:.0f} s (wedged)'
+    return None
 
 
 def connect(host: str, port: int, client_id: str, username: str | None = None,

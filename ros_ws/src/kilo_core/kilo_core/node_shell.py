@@ -1,4 +1,5 @@
-"""What every KILO.7 node shares: QoS, clocks, config, request decoding, truth publishing.
+"""What every KILO.7 node shares: QoS, clocks, config, request decoding, truth publishing,
+callback containment and the systemd watchdog.
 
 Uses only rclpy API present in ROS 2 Humble.
 """
@@ -10,16 +11,20 @@ import json
 import signal
 import sys
 import time
-from typing import Any
+from typing import Any, Literal
 
 import rclpy
+from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
+from rclpy.subscription import Subscription
+from rclpy.timer import Timer
 from std_msgs.msg import String
 
 from kilo_core import contract, systemd
+from kilo_core.containment import Containment
 from kilo_core.core import config as config_core
 from kilo_core.core.log_throttle import LogThrottle
 from kilo_core.core.requests import Accepted, validate
@@ -46,19 +51,83 @@ def wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+LogLevel = Literal['info', 'warning', 'error']
+
+
+def _emit(logger: Any, level: LogLevel, text: str) -> None:
+    # rclpy binds one severity to each call site (file and line) and raises ValueError
+    # when a site logs at another: each level needs its own line.
+    if level == 'error':
+        logger.error(text)
+    elif level == 'warning':
+        logger.warning(text)
+    else:
+        logger.info(text)
+
+
+class Supervisor:
+    """Decides whether the node may pet systemd's watchdog: only while every part it
+    depends on works. The executor is checked by the pet running on it at all; other
+    parts (an MQTT link's network thread) register a check that names what is wrong."""
+
+    def __init__(self) -> None:
+        self._checks: dict[str, Callable[[], str | None]] = {}
+
+    def watch(self, part: str, check: Callable[[], str | None]) -> None:
+        self._checks[part] = check
+
+    def problems(self) -> list[str]:
+        found = ((part, check()) for part, check in self._checks.items())
+        return [f'{part}: {problem}' for part, problem in found if problem is not None]
+
+
 class KiloNode(Node):
-    """A Node with the project's config loading, request decoding and truth publishing."""
+    """A Node with the project's config loading, request decoding and truth publishing.
+
+    Every subscription and timer goes through ``create_subscription``/``create_timer``
+    below: callbacks are contained (kilo_core.containment) and timers run on the steady
+    clock, so a step of the wall clock (NTP, fake-hwclock on a Pi without RTC) neither
+    freezes nor hurries a TTL check.
+    """
 
     def __init__(self, node_name: str) -> None:
         super().__init__(node_name)
+        self.steady_clock = Clock(clock_type=ClockType.STEADY_TIME)
+        self.containment = Containment(
+            self.get_logger().error, self.on_callback_error, monotonic)
+        self.supervisor = Supervisor()
         override = self.declare_parameter('config', '').value
         self.config = config_core.load(override or None)
         self._log_throttles: dict[float, LogThrottle] = {}
         self.get_logger().info(f'config: {self.config.source}')
         watchdog_s = systemd.watchdog_period_s()
         if watchdog_s is not None:
-            # Petted from the executor: a node whose callbacks stop is restarted by systemd.
-            self.create_timer(watchdog_s / 2, lambda: systemd.notify(systemd.WATCHDOG))
+            # Petted from the executor, and only while every supervised part works: a
+            # node whose callbacks stop, or whose link thread died, is restarted.
+            self.create_timer(watchdog_s / 2, self.watchdog_callback)
+
+    def create_subscription(  # type: ignore[override]
+            self, msg_type: Any, topic: str, callback: Callable[[Any], None],
+            qos_profile: QoSProfile | int, **kwargs: Any) -> Subscription:
+        site = f'subscription {topic}'
+        return super().create_subscription(
+            msg_type, topic, self.containment.wrap(site, callback), qos_profile, **kwargs)
+
+    def create_timer(  # type: ignore[override]
+            self, timer_period_sec: float, callback: Callable[[], None],
+            callback_group: Any = None, clock: Clock | None = None, **kwargs: Any) -> Timer:
+        site = f'timer {getattr(callback, "__qualname__", callback)}'
+        return super().create_timer(
+            timer_period_sec, self.containment.wrap(site, callback), callback_group,
+            clock or self.steady_clock, **kwargs)
+
+    def watchdog_callback(self) -> None:
+        problems = self.supervisor.problems()
+        if not problems:
+            systemd.notify(systemd.WATCHDOG)
+            return
+        self.log_throttled('error', 'watchdog',
+                           f'watchdog not petted: {"; ".join(problems)}', monotonic())
 
     def subscribe_json(
             self, topic: contract.Topic, handler: Callable[[dict[str, Any], float], None],
@@ -76,7 +145,7 @@ class KiloNode(Node):
                 f'dropped {topic.ros}: {verdict.reason.value}: {verdict.detail}', now)
         self.create_subscription(String, topic.ros, callback, qos)
 
-    def log_throttled(self, level: str, key: str, text: str, now: float,
+    def log_throttled(self, level: LogLevel, key: str, text: str, now: float,
                       interval_s: float = 1.0) -> None:
         """Log ``text`` at most once per ``interval_s`` for ``key``, saying how many
         were held back (hot paths: rclpy's throttling is too costly per message)."""
@@ -85,7 +154,15 @@ class KiloNode(Node):
             return
         held = throttle.held(key)
         suffix = f' ({held} more like it in the last {interval_s:g} s)' if held else ''
-        getattr(self.get_logger(), level)(text + suffix)
+        _emit(self.get_logger(), level, text + suffix)
+
+    @property
+    def callback_errors(self) -> int:
+        """Callback errors contained so far (published in the node's truth)."""
+        return self.containment.total
+
+    def on_callback_error(self, site: str) -> None:
+        """Hook run after a contained callback error: fail closed where state is in doubt."""
 
     def on_rejected(self, topic: contract.Topic, reason: str) -> None:
         """Hook for nodes that count rejections in their truth."""
@@ -95,14 +172,20 @@ class KiloNode(Node):
 
 
 class TruthPublisher:
-    """Publishes a truth payload at once when it changes, and on every periodic call."""
+    """Publishes a truth payload at once when it changes, and on every periodic call.
 
-    def __init__(self, node: Node, topic: contract.Topic) -> None:
+    Every truth carries ``callback_errors``, the node's contained callback errors: a
+    change of it is a change of truth, and the bridge alerts on it.
+    """
+
+    def __init__(self, node: KiloNode, topic: contract.Topic) -> None:
+        self._node = node
         self._publisher = node.create_publisher(String, topic.ros, TRUTH_QOS)
         self._last_key: dict[str, Any] | None = None
         self.published = 0
 
     def publish(self, payload: dict[str, Any], force: bool = False) -> bool:
+        payload = {**payload, 'callback_errors': self._node.callback_errors}
         key = change_key(payload)
         if not force and key == self._last_key:
             return False
@@ -115,8 +198,9 @@ class TruthPublisher:
         return True
 
 
-class StopSignal(Exception):
-    """SIGINT or SIGTERM arrived: leave spin and make outputs safe."""
+class StopSignal(BaseException):
+    """SIGINT or SIGTERM arrived: leave spin and make outputs safe. A BaseException, like
+    KeyboardInterrupt: raised inside a callback, containment must let it through."""
 
 
 def _raise_stop(signum: int, _frame: object) -> None:

@@ -53,6 +53,12 @@ class RelayKillNode(KiloNode):
     def tick_callback(self) -> None:
         self.evaluate(monotonic())
 
+    def on_callback_error(self, site: str) -> None:
+        self.logic.on_internal_error()
+        self.get_logger().warning(f'relay KILL: {self.logic.reason.value}')
+        self.drive_output()
+        self.truth.publish(self.snapshot())
+
     def keepalive_callback(self) -> None:
         self.phase = not self.phase
         self.drive_output()

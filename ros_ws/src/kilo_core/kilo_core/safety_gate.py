@@ -76,6 +76,11 @@ class SafetyGateNode(KiloNode):
     def tick_callback(self) -> None:
         self.publish_changes(monotonic())
 
+    def on_callback_error(self, site: str) -> None:
+        now = monotonic()
+        self.gate.on_internal_error(now)
+        self.publish_changes(now)
+
     def publish_changes(self, now: float) -> None:
         self.truth.publish(self.gate.snapshot(now))
 

@@ -149,6 +149,7 @@ def test_Control_gate_truth_going_stale_locks_and_zeroes(config: Config) -> None
     control = live(config)
     control.on_drive(0.0, 0.5, 0.1)
     late = config.ttl.truth_ttl_ms / 1000 + 0.01
+    control.on_relay(False, 'RUN', late / 2)
     control.on_heartbeat(late)
     control.on_relay(False, 'RUN', late)
     control.on_drive(0.0, 0.5, late)
@@ -159,16 +160,53 @@ def test_Control_gate_truth_going_stale_locks_and_zeroes(config: Config) -> None
     assert snap['applied']['throttle'] == 0.0
 
 
-def test_Control_relay_killed_forces_neutral_as_live_lock(config: Config) -> None:
+def test_Control_relay_killed_while_running_latches_until_unlock(config: Config) -> None:
     control = live(config)
     control.on_drive(0.0, 0.5, 0.1)
-    control.on_relay(True, 'ROLLOVER', 0.1)
+    control.on_relay(True, 'GATE_STALE', 0.1)
     snap = control.snapshot(0.1)
     assert snap['locked_reasons'] == ['RELAY_KILLED']
-    assert snap['relay_reason'] == 'ROLLOVER'
+    assert snap['relay_reason'] == 'GATE_STALE'
     assert snap['applied']['throttle'] == 0.0
+    # The relay energises again (its bootstrap rule): motion must not come back by itself.
     control.on_relay(False, 'RUN', 0.2)
-    assert control.applied(0.2) == (0.0, 0.5)
+    control.on_drive(0.0, 0.5, 0.2)
+    assert control.snapshot(0.2)['locked_reasons'] == ['RELAY_KILLED']
+    assert control.applied(0.2) == (0.0, 0.0)
+    control.on_drive(0.0, 0.0, 0.3)
+    feed_inputs(control, 0.3)
+    assert control.on_unlock(0.3) is UnlockResult.ACCEPTED
+    control.on_drive(0.0, 0.5, 0.4)
+    assert control.applied(0.4) == (0.0, 0.5)
+
+
+def test_Control_relay_status_lost_while_running_latches(config: Config) -> None:
+    control = live(config)
+    late = config.ttl.truth_ttl_ms / 1000 + 0.01
+    control.on_gate(True, 'OK', late / 2)
+    control.on_heartbeat(late)
+    control.on_gate(True, 'OK', late)
+    control.on_relay(False, 'RUN', late)
+    control.on_drive(0.0, 0.5, late)
+    assert control.snapshot(late)['locked_reasons'] == ['RELAY_KILLED']
+    assert control.applied(late) == (0.0, 0.0)
+
+
+def test_Control_boot_release_of_the_relay_does_not_latch(config: Config) -> None:
+    control = Control(config.ttl, 'sim', 0.0)
+    feed_inputs(control, 0.0)
+    assert control.snapshot(0.0)['locked_reasons'] == ['BOOT_LOCK']
+
+
+def test_Control_internal_error_locks_and_zeroes_until_unlock(config: Config) -> None:
+    control = live(config)
+    control.on_drive(0.0, 0.5, 0.1)
+    control.on_internal_error(0.1)
+    assert control.snapshot(0.1)['locked_reasons'] == ['INTERNAL_ERROR']
+    assert control.applied(0.1) == (0.0, 0.0)
+    control.on_drive(0.0, 0.0, 0.2)
+    feed_inputs(control, 0.2)
+    assert control.on_unlock(0.2) is UnlockResult.ACCEPTED
 
 
 def test_Control_relay_status_going_stale_counts_as_killed(config: Config) -> None:

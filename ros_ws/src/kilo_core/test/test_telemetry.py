@@ -53,8 +53,10 @@ def test_relay_status_is_named_by_its_ros_topic_in_health() -> None:
 
 
 def test_health_is_ok_only_without_stale_topics_and_matches_its_schema() -> None:
-    good = telemetry.health_payload(HealthFacts('0.1.0', 12.3456, []), ts_ms=5)
-    bad = telemetry.health_payload(HealthFacts('0.1.0', 12.0, ['kilo/state/control']), ts_ms=5)
+    links = {'main': 'connected', 'priority': 'connected'}
+    good = telemetry.health_payload(HealthFacts('0.1.0', 12.3456, [], links, 0), ts_ms=5)
+    bad = telemetry.health_payload(
+        HealthFacts('0.1.0', 12.0, ['kilo/state/control'], links, 0), ts_ms=5)
     assert good['ok'] is True and bad['ok'] is False
     assert good['uptime_s'] == 12.346
     will = telemetry.last_will_payload('0.1.0', ts_ms=5)

@@ -8,11 +8,12 @@ is a valid request of that topic's schema after steer/throttle are clamped to [-
 from __future__ import annotations
 
 from dataclasses import dataclass
+import json
 from typing import Any
 
 from kilo_core import contract
 from kilo_core.contract import Intent, Kind, RejectReason
-from kilo_core.core.requests import Accepted, validate
+from kilo_core.core.requests import Accepted, MAX_PAYLOAD_BYTES, validate
 
 # MQTT request topic -> its contract entry (ROS topic and schema).
 ROUTES: dict[str, contract.Topic] = {
@@ -29,10 +30,12 @@ RESERVED_INTENTS = frozenset({
 
 @dataclass(frozen=True)
 class Forward:
-    """Publish ``payload`` on ``topic.ros``; ``clamped`` names the fields clamped."""
+    """Publish ``text`` (``payload`` as JSON) on ``topic.ros``; ``clamped`` names the
+    fields clamped."""
 
     topic: contract.Topic
     payload: dict[str, Any]
+    text: str
     clamped: tuple[str, ...] = ()
 
 
@@ -57,8 +60,15 @@ def clamp_drive(payload: dict[str, Any]) -> dict[str, Any] | str:
         value = payload[field]
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return f'{field}: {value!r} is not a number'
-        clamped[field] = min(1.0, max(-1.0, float(value)))
+        # Clamp before float(): a 400-digit integer is valid JSON and overflows a float.
+        clamped[field] = float(min(1, max(-1, value)))
     return clamped
+
+
+def encode(payload: dict[str, Any]) -> str:
+    """The JSON the nodes receive: compact, and UTF-8 as the phone sent it (escaping
+    non-ASCII would grow it up to sixfold past the nodes' size limit)."""
+    return json.dumps(payload, separators=(',', ':'), ensure_ascii=False)
 
 
 def clamped_fields(before: dict[str, Any], after: dict[str, Any]) -> tuple[str, ...]:
@@ -82,8 +92,14 @@ def route(mqtt_topic: str, raw: bytes, retained: bool) -> Forward | Drop:
     verdict = validate(topic.schema, raw, clamp_and_keep if topic is contract.DRIVE else None)
     if not isinstance(verdict, Accepted):
         return Drop(mqtt_topic, verdict.reason, verdict.detail)
+    text = encode(verdict.payload)
+    size = len(text.encode('utf-8'))
+    if size > MAX_PAYLOAD_BYTES:
+        # What the bridge forwards, the nodes must accept: never pass on what they drop.
+        return Drop(mqtt_topic, RejectReason.TOO_LARGE,
+                    f'{size} bytes > {MAX_PAYLOAD_BYTES} once re-encoded')
     clamped = clamped_fields(sent[0], verdict.payload) if sent else ()
-    return Forward(topic, verdict.payload, clamped)
+    return Forward(topic, verdict.payload, text, clamped)
 
 
 class IntentDebounce:

@@ -8,9 +8,13 @@ its status is fresh), the hardware is healthy, and Control is not locked.
 Locks. Latched lock reasons are cleared only by an accepted unlock:
 - BOOT_LOCK at start; EXPLICIT_STOP on STOP (at once, in the STOP handler);
 - HEARTBEAT_STALE when a fresh heartbeat goes stale; GATE_STALE when fresh gate
-  truth goes stale; HW_FAULT when the PWM hardware fails.
-RELAY_KILLED is live: it holds while the relay is killed or its status is stale.
-The relay's bootstrap release keys on it being Control's only lock.
+  truth goes stale; HW_FAULT when the PWM hardware fails; INTERNAL_ERROR when a
+  node callback failed half-way (the state is in doubt);
+- RELAY_KILLED when a running relay is killed or its status goes stale: the relay
+  coming back must not resume motion without an unlock.
+RELAY_KILLED is also live: it holds while the relay is killed or its status is stale.
+The relay's bootstrap release keys on it being Control's only lock (at boot, and after
+a kill, when the relay may energise again while Control stays locked).
 
 An unlock is accepted only with a fresh heartbeat, fresh gate truth, healthy
 hardware and no live non-neutral throttle request.
@@ -83,6 +87,11 @@ class Control:
     def on_relay(self, killed: bool, reason: str, now: float) -> None:
         self._update(now)
         self._relay.mark(now)
+        self._set_relay(killed, reason)
+
+    def _set_relay(self, killed: bool, reason: str) -> None:
+        if killed and not self.relay_killed:
+            self._latched.add(LockReason.RELAY_KILLED)
         self.relay_killed = killed
         self.relay_reason = reason
 
@@ -90,6 +99,11 @@ class Control:
         self._update(now)
         self.hw_error = error
         self._latched.add(LockReason.HW_FAULT)
+
+    def on_internal_error(self, now: float) -> None:
+        """A node callback failed half-way: lock until an operator unlocks."""
+        self._update(now)
+        self._latched.add(LockReason.INTERNAL_ERROR)
 
     def on_hw_ok(self, now: float) -> None:
         """Hardware reachable again; the HW_FAULT lock stays until an unlock."""
@@ -108,8 +122,7 @@ class Control:
             self.gate_safe_to_move = False
             self.gate_reason = LockReason.GATE_STALE.value
         if self._relay.update(now):
-            self.relay_killed = True
-            self.relay_reason = RelayReason.RELAY_STATUS_STALE.value
+            self._set_relay(True, RelayReason.RELAY_STATUS_STALE.value)
 
     def _unlock_verdict(self, now: float) -> UnlockResult:
         if not self._heartbeat.fresh(now):

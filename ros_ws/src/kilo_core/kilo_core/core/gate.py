@@ -8,7 +8,8 @@ IMU_STALE > OVERRIDE_REQUIRED), and OK when none holds.
 
 Latches, and what clears them (nothing clears silently):
 - override_required: set at boot, when the heartbeat is lost, when a required IMU is
-  lost, when ROLLOVER or IMPACT sets, and by clear_stop when configured. Cleared only
+  lost, when ROLLOVER or IMPACT sets, after a contained callback error, and by
+  clear_stop when configured. Cleared only
   by an accepted unlock.
 - stop_latched (EXPLICIT_STOP): set by STOP, cleared only by clear_stop.
 - rollover/impact: set by IMU readings past their thresholds and released by
@@ -110,6 +111,11 @@ class SafetyGate:
             if self._impact.feed(self.accel_g):
                 self.override_required = True
         return True
+
+    def on_internal_error(self, now: float) -> None:
+        """A gate callback failed half-way: deny until an operator unlocks."""
+        self._update(now)
+        self.override_required = True
 
     def tick(self, now: float) -> None:
         self._update(now)

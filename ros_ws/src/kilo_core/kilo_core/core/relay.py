@@ -48,6 +48,10 @@ class RelayLogic:
     def on_hw_ok(self) -> None:
         self.hw_ok = True
 
+    def on_internal_error(self) -> None:
+        """A relay callback failed half-way: kill; the release rule decides from here."""
+        self._kill(RelayReason.INTERNAL_ERROR)
+
     def _kill(self, reason: RelayReason) -> None:
         self.killed = True
         self.reason = reason

@@ -93,14 +93,18 @@ class HealthFacts:
     build: str
     uptime_s: float
     stale_topics: list[str]
+    links: dict[str, str]
+    callback_errors: int
 
 
 def health_payload(facts: HealthFacts, ts_ms: int) -> dict[str, Any]:
-    """health_v1: ok only while every watched truth topic is fresh."""
+    """health_v1: ok only while every watched truth topic is fresh (the links are
+    shown; a phone that reads this one is connected through the main one)."""
     return {
         'schema_version': contract.HEALTH.schema, 'ts_ms': ts_ms,
         'ok': not facts.stale_topics, 'build': facts.build,
         'uptime_s': round(facts.uptime_s, 3), 'stale_topics': facts.stale_topics,
+        'links': facts.links, 'callback_errors': facts.callback_errors,
     }
 
 
