@@ -24,11 +24,15 @@ ROBOT_TOPICS = ('kilo/state/#', contract.HEALTH.mqtt, contract.ALERTS.mqtt)
 
 
 class Message:
+    """One robot message; ``withdrawn`` for a zero-length one (the bridge clearing the
+    retained truth of a silent node), which carries no payload."""
+
     def __init__(self, topic: str, raw: bytes, retained: bool) -> None:
         self.received = time.monotonic()
         self.topic = topic
         self.retained = retained
-        self.payload: Payload = json.loads(raw)
+        self.withdrawn = not raw
+        self.payload: Payload = json.loads(raw) if raw else {}
 
 
 class Phone:
@@ -83,12 +87,13 @@ class Phone:
 
     # -- what the robot says -------------------------------------------------
     def messages(self, topic: str, since: float = 0.0) -> list[Message]:
+        """Every message on ``topic`` received after ``since``, withdrawals included."""
         with self._cond:
             return [m for m in self.history if m.topic == topic and m.received >= since]
 
     def latest(self, topic: str) -> Payload | None:
         found = self.messages(topic)
-        return found[-1].payload if found else None
+        return found[-1].payload if found and not found[-1].withdrawn else None
 
     def wait_for(self, topic: str, predicate: Callable[[Payload], bool],
                  timeout: float = 5.0, since: float = 0.0) -> Payload:
@@ -98,7 +103,7 @@ class Phone:
             while True:
                 for message in self.history:
                     if (message.topic == topic and message.received >= since
-                            and predicate(message.payload)):
+                            and not message.withdrawn and predicate(message.payload)):
                         return message.payload
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
