@@ -1,8 +1,10 @@
 """A pigpiod protocol double: the physical boundary, speaking pigpio's socket protocol.
 
 It serves the commands the pigpio Python client sends for what KILO.7 uses
-(connect: BR1 + NOIB on the notify socket; MODES, WRITE, SERVO; NC on stop) and
-records every GPIO write, so tests can assert the pulse widths that reached "pins".
+(BR1, which the backend reads on connect; MODES, WRITE, SERVO; a notify socket's
+NOIB and NC, which plain pigpio.pi() sends) and records every GPIO write, so tests
+can assert the pulse widths that reached "pins". ``hang()`` wedges it like a hung
+daemon; ``resume()`` brings it back.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class PigpiodDouble:
         self.levels: dict[int, int] = {}
         self.log: list[tuple[float, int, int, int]] = []
         self._running = True
+        self._hung = False
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -67,6 +70,8 @@ class PigpiodDouble:
             while len(buffer) >= REQUEST.size:
                 cmd, p1, p2, _ = REQUEST.unpack(buffer[:REQUEST.size])
                 buffer = buffer[REQUEST.size:]
+                if self._hung:
+                    continue
                 if cmd == CMD_NC:
                     return
                 try:
@@ -110,9 +115,24 @@ class PigpiodDouble:
         with self._lock:
             return [value for _, cmd, pin, value in self.log if cmd == CMD_WRITE and pin == gpio]
 
+    def hang(self) -> None:
+        """Hang like a wedged daemon: keep accepting connections and reading requests,
+        but never carry one out or reply (requests read meanwhile are lost)."""
+        self._hung = True
+
+    def resume(self) -> None:
+        """Answer requests again (connections the clients gave up on stay given up)."""
+        self._hung = False
+
     def stop(self) -> None:
         """Die: close the listener and every client connection."""
         self._running = False
+        # Shut down first: a close alone leaves the port listening while _accept is
+        # blocked in accept().
+        try:
+            self._server.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self._server.close()
         with self._lock:
             for client in self._clients:

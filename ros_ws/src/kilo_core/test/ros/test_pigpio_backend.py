@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
 
 from kilo_core import contract
+from kilo_core.hardware import HardwareFault
+from kilo_core.hardware.pigpio_backend import PigpioGpio
 from kilo_core.tools.broker import free_port
 
 from conftest import Stack
@@ -19,6 +23,8 @@ from pigpiod_double import PigpiodDouble
 
 pytestmark = pytest.mark.ros
 STEER_GPIO, THROTTLE_GPIO, RELAY_GPIO = 18, 13, 17
+# Generous: the backend gives up on a hung pigpiod after a fraction of a second.
+HANG_BOUND_S = 5.0
 
 
 def pigpio_config(stack: Stack, port: int, signal_kind: str = 'level') -> None:
@@ -133,6 +139,94 @@ def test_pigpiod_death_mid_drive_locks_with_hw_fault(
                                    since=since)
     assert neutral(control)
     assert relay['relay_reason'] in ('HW_FAULT', 'CONTROL_HW_FAULT')
+
+
+def raised_within(seconds: float, call: Callable[[], object]) -> Exception | None:
+    """What ``call`` raised (None if nothing), failing if it is still blocked after
+    ``seconds``: run in a daemon thread, so that a hang fails the test, not the run."""
+    outcome: list[Exception | None] = []
+
+    def run() -> None:
+        try:
+            call()
+        except Exception as exc:  # handed to the test's thread
+            outcome.append(exc)
+        else:
+            outcome.append(None)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f'still blocked after {seconds} s'
+    return outcome[0]
+
+
+def test_backend_connect_to_a_hung_pigpiod_is_a_hardware_fault(pigpiod: PigpiodDouble) -> None:
+    pigpiod.hang()
+    gpio = PigpioGpio('127.0.0.1', pigpiod.port)
+    fault = raised_within(HANG_BOUND_S, gpio.connect)
+    assert isinstance(fault, HardwareFault) and 'timed out' in str(fault), fault
+
+
+def test_backend_call_to_pigpiod_that_hangs_is_a_hardware_fault_until_reconnected(
+        pigpiod: PigpiodDouble) -> None:
+    gpio = PigpioGpio('127.0.0.1', pigpiod.port)
+    gpio.connect()
+    gpio.set_servo_pulsewidth(THROTTLE_GPIO, 1700)
+    pigpiod.hang()
+    fault = raised_within(HANG_BOUND_S, lambda: gpio.set_servo_pulsewidth(THROTTLE_GPIO, 1500))
+    assert isinstance(fault, HardwareFault) and 'timed out' in str(fault), fault
+    with pytest.raises(HardwareFault, match='not connected'):
+        gpio.write(RELAY_GPIO, 0)
+    pigpiod.resume()
+    gpio.connect()
+    gpio.set_servo_pulsewidth(THROTTLE_GPIO, 1500)
+    gpio.close()
+    assert pigpiod.servo_history(THROTTLE_GPIO) == [1700, 1500]
+
+
+def test_neutral_hook_fails_loudly_on_a_hung_pigpiod(stack: Stack, pigpiod: PigpiodDouble) -> None:
+    pigpio_config(stack, pigpiod.port)
+    pigpiod.hang()
+    hook = subprocess.run([sys.executable, '-m', 'kilo_core.neutral_outputs'],
+                          env=dict(os.environ, KILO_CONFIG=str(stack.config_path)),
+                          capture_output=True, text=True, timeout=30)
+    assert hook.returncode == 1
+    assert 'FAILED, the ESC may hold its last pulse' in hook.stderr
+    assert 'timed out' in hook.stderr
+
+
+def test_hung_pigpiod_locks_control_and_kills_the_relay_until_back_and_unlocked(
+        pigpio_stack: Stack, pigpiod: PigpiodDouble) -> None:
+    probe = pigpio_stack.probe
+    with probe.heartbeats():
+        unlock(probe)
+        probe.wait_for(contract.RELAY_STATUS, lambda p: not p['relay_killed'])
+        with driving(probe, 0.4):
+            since = time.monotonic()
+            pigpiod.hang()
+            control = probe.wait_for(contract.STATE_CONTROL,
+                                     lambda p: 'HW_FAULT' in p['locked_reasons'], since=since)
+            # The relay's own writes hang too: it must notice, not block.
+            probe.wait_for(contract.RELAY_STATUS,
+                           lambda p: p['relay_killed'] and not p['hw_ok'], since=since)
+        assert control['locked'] and neutral(control), control
+        assert 'timed out' in control['hw_error']
+
+        since = time.monotonic()
+        pigpiod.resume()
+        control = probe.wait_for(contract.STATE_CONTROL, lambda p: p['hw_ok'], since=since)
+        probe.wait_for(contract.RELAY_STATUS, lambda p: p['hw_ok'], since=since)
+        back = time.monotonic()
+        time.sleep(1.0)
+        after = [control, *probe.messages(contract.STATE_CONTROL, since=back)]
+        assert all(p['locked'] and 'HW_FAULT' in p['locked_reasons'] for p in after), after
+        assert probe.latest(contract.RELAY_STATUS)['relay_killed']
+
+        unlock(probe)
+        probe.wait_for(contract.RELAY_STATUS, lambda p: not p['relay_killed'])
+        drive(probe, 0.0, 0.4)
+        assert pigpiod.pulses[THROTTLE_GPIO] == 1700
 
 
 def test_keepalive_relay_toggles_only_while_running(stack: Stack, pigpiod: PigpiodDouble) -> None:
