@@ -1,5 +1,5 @@
 from kilo_core import contract
-from kilo_core.tools.truth_view import render, summarize
+from kilo_core.tools.truth_view import render, summarize, verdict
 
 CONTROL = {'armed': True, 'locked': False, 'locked_reason': 'NONE', 'stale_cmd': False,
            'relay_killed': False, 'applied': {'steer': -0.25, 'throttle': 0.5}}
@@ -37,3 +37,36 @@ def test_summarize_system_counts_live_nodes_and_names_the_stale_ones() -> None:
     line = summarize(contract.STATE_SYSTEM, {'mode': 'manual', 'nodes': {
         'kilo_safety_gate': {'alive': True}, 'kilo_relay_kill': {'alive': False}}})
     assert line == 'system  mode=manual nodes alive 1/2 stale: kilo_relay_kill'
+
+
+def unlock(result: str | None, allowed: bool) -> dict:
+    return {'last_unlock_result': result, 'unlock_allowed': allowed, 'safe_to_move': allowed,
+            'reason': 'OK' if allowed else 'OVERRIDE_REQUIRED', 'heartbeat_ok': True}
+
+
+def test_an_unlock_verdict_is_a_changed_result_or_a_settled_consistent_one() -> None:
+    gate, refused = contract.STATE_SAFETY, 'REFUSED_DRIVE_NOT_NEUTRAL'
+    before = unlock(refused, False)
+    # Retained truth from the last unlock, unchanged and too early to be this one's.
+    assert verdict(contract.UNLOCK, gate, before, before, settled=False) is None
+    found = verdict(contract.UNLOCK, gate, unlock('ACCEPTED', True), before, settled=False)
+    assert found is not None and found.ok and found.result == 'ACCEPTED'
+    again = verdict(contract.UNLOCK, gate, before, before, settled=True)
+    assert again is not None and not again.ok and again.result == refused
+    # The old result no longer matches the state: it cannot be this unlock's.
+    assert verdict(contract.UNLOCK, gate, unlock(refused, True), before, settled=True) is None
+    assert verdict(contract.UNLOCK, gate, unlock(None, False), None, settled=True) is None
+
+
+def test_stop_and_clear_stop_verdicts_are_the_latch_they_set() -> None:
+    gate = {'stop_latched': True, 'safe_to_move': False, 'reason': 'EXPLICIT_STOP'}
+    stopped = verdict(contract.STOP, contract.STATE_SAFETY, gate, None, settled=False)
+    assert stopped is not None and stopped.result == 'EXPLICIT_STOP latched'
+    assert verdict(contract.CLEAR_STOP, contract.STATE_SAFETY, gate, None, False) is None
+    cleared = verdict(contract.CLEAR_STOP, contract.STATE_SAFETY,
+                      {**gate, 'stop_latched': False, 'reason': 'OVERRIDE_REQUIRED'}, None, False)
+    assert cleared is not None and cleared.ok and 'reason=OVERRIDE_REQUIRED' in cleared.detail
+    locked = {**CONTROL, 'locked': True, 'locked_reason': 'EXPLICIT_STOP',
+              'locked_reasons': ['EXPLICIT_STOP', 'RELAY_KILLED']}
+    assert verdict(contract.STOP, contract.STATE_CONTROL, locked, None, False) is not None
+    assert verdict(contract.STOP, contract.STATE_CONTROL, CONTROL, None, False) is None

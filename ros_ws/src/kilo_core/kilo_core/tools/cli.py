@@ -1,15 +1,18 @@
 """`kilo7`: the operator's command line — probe the truth, send requests, check authority.
 
     kilo7 probe [--watch]          UI truth as one JSON line (seed's ui_truth_probe.py)
-    kilo7 send stop|unlock|clear-stop|heartbeat|drive S T|intent NAME [--rate HZ]
+    kilo7 send stop|unlock|clear-stop   ... and wait for the robot's verdict in truth
+    kilo7 send heartbeat|drive S T|intent NAME [--rate HZ]
     kilo7 authority                exactly one, right publisher per motion truth topic?
 
 probe and send speak MQTT as the phone does (broker from --host/--port, else
 KILO_MQTT_HOST/KILO_MQTT_PORT, else localhost:1883; KILO_MQTT_USERNAME and
 KILO_MQTT_PASSWORD or, first, KILO_MQTT_PASSWORD_FILE if set). Without a user the project's
 broker lets `probe` read on loopback but drops whatever `send` publishes: send as the
-phone user (kilo7-phone). authority reads the ROS graph, so it needs the robot's ROS
-environment.
+phone user (kilo7-phone). stop, unlock and clear-stop print the gate's and Control's
+verdict from kilo/state/safety and kilo/state/control and exit 1 if refused (e.g.
+REFUSED_DRIVE_NOT_NEUTRAL), 3 if no verdict came within --timeout. authority reads the
+ROS graph, so it needs the robot's ROS environment.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 import json
 import os
+import socket
 import sys
 import threading
 import time
@@ -28,12 +32,23 @@ import uuid
 from kilo_core import contract, mqtt_link
 from kilo_core.core import config as config_core
 from kilo_core.core.ui_truth import derive
+from kilo_core.tools.truth_view import ANSWERED_BY, Verdict, verdict
 
 # One-shot requests: QoS 1 so they arrive; streams: QoS 0, the next one replaces a loss.
 ONE_SHOT_QOS = 1
 STREAM_QOS = 0
 TS_SRC = 'phone_wall'
 SOURCE = 'kilo7-cli'
+# Well past the bridge -> node -> truth -> bridge round trip (milliseconds): truth that
+# arrives this long after the broker took an unlock reflects it (see truth_view.verdict).
+SETTLE_S = 0.3
+REFUSED = 1
+NO_VERDICT = 3
+LABELS = {contract.STATE_SAFETY: 'gate', contract.STATE_CONTROL: 'control'}
+# Plain words for why a TCP connection to the broker failed.
+CONNECT_FAILURES = ((ConnectionRefusedError, 'connection refused (is the broker running?)'),
+                    (TimeoutError, 'no answer (timeout)'),
+                    (socket.gaierror, 'unknown host'))
 
 
 def wall_ms() -> int:
@@ -77,9 +92,20 @@ def _settings(args: argparse.Namespace) -> config_core.MqttConfig:
 
 
 def _broker(settings: config_core.MqttConfig, client_id: str) -> Any:
-    return mqtt_link.connect(settings.host, settings.port, f'{client_id}-{os.getpid()}',
-                             username=settings.username or None,
-                             password=settings.password or None)
+    """A connected client; any failure is a ConnectionError that names the broker."""
+    try:
+        return mqtt_link.connect(settings.host, settings.port, f'{client_id}-{os.getpid()}',
+                                 username=settings.username or None,
+                                 password=settings.password or None)
+    except OSError as exc:
+        if type(exc) is ConnectionError:  # mqtt_link's (login refused, no CONNACK): named
+            raise
+        why = next((text for kind, text in CONNECT_FAILURES if isinstance(exc, kind)), exc)
+        raise ConnectionError(f'{_where(settings)}: {why}') from exc
+
+
+def _where(settings: config_core.MqttConfig) -> str:
+    return f'MQTT broker {settings.host}:{settings.port}'
 
 
 def cmd_send(args: argparse.Namespace) -> int:
@@ -92,6 +118,8 @@ def cmd_send(args: argparse.Namespace) -> int:
     qos = STREAM_QOS if args.rate else ONE_SHOT_QOS
     seq = 0
     try:
+        if topic in ANSWERED_BY and not args.no_wait:
+            return _send_for_verdict(client, settings, topic, make(seq), args)
         while True:
             payload = make(seq)
             sent = client.publish(topic.mqtt, json.dumps(payload), qos=qos, retain=False)
@@ -108,6 +136,95 @@ def cmd_send(args: argparse.Namespace) -> int:
     finally:
         client.disconnect()
         client.loop_stop()
+    return 0
+
+
+class Answer:
+    """The robot's verdict on one request, read from truth as it arrives.
+
+    Only truth received after the broker acknowledged the request can answer it: the
+    broker sends us what it had before the request ahead of the PUBACK, and paho calls
+    back in arrival order. What came before, and any retained truth (the replay our
+    subscription triggers), is each topic's baseline (truth_view.verdict).
+    """
+
+    def __init__(self, request: contract.Topic) -> None:
+        self.request = request
+        self.awaited = {truth.mqtt: truth for truth in ANSWERED_BY[request]}
+        self.before: dict[contract.Topic, dict[str, Any]] = {}
+        self.found: dict[contract.Topic, Verdict] = {}
+        self.acked_at: float | None = None
+        self.ack_refused: str | None = None
+        self.changed = threading.Condition()
+
+    def on_publish(self, _client: Any, _userdata: Any, _mid: int, *rest: Any) -> None:
+        """PUBACK of our one request; paho 2 passes its reason code (1.6 none)."""
+        with self.changed:
+            self.acked_at = time.monotonic()
+            if rest and mqtt_link.failed(rest[0]):
+                self.ack_refused = str(rest[0])
+            self.changed.notify_all()
+
+    def on_message(self, topic: str, raw: bytes, retained: bool) -> None:
+        truth = self.awaited[topic]
+        now = time.monotonic()
+        try:
+            payload = json.loads(raw)
+            with self.changed:
+                if self.acked_at is None or retained:
+                    self.before[truth] = payload
+                elif truth not in self.found:
+                    found = verdict(self.request, truth, payload, self.before.get(truth),
+                                    now - self.acked_at >= SETTLE_S)
+                    if found is not None:
+                        self.found[truth] = found
+                        self.changed.notify_all()
+        except (ValueError, KeyError, TypeError, AttributeError):
+            pass  # not the contract's truth: no answer in it (and paho's thread lives on)
+
+    def wait(self, timeout: float) -> None:
+        """Until every awaited topic answered, the broker refused, or ``timeout``."""
+        deadline = time.monotonic() + timeout
+        with self.changed:
+            while (len(self.found) < len(self.awaited) and self.ack_refused is None
+                   and time.monotonic() < deadline):
+                self.changed.wait(deadline - time.monotonic())
+
+
+def _send_for_verdict(client: Any, settings: config_core.MqttConfig, topic: contract.Topic,
+                      payload: dict[str, Any], args: argparse.Namespace) -> int:
+    """Send a one-shot request, then print the verdict of each truth topic that answers
+    it; exit status 0 (done), REFUSED or NO_VERDICT."""
+    what, timeout = args.what, args.timeout
+    answer = Answer(topic)
+    mqtt_link.on_message(client, answer.on_message)
+    client.on_publish = answer.on_publish
+    # Subscribed first, on the same connection: the broker replays retained truth before
+    # it handles (and acknowledges) the request.
+    client.subscribe([(truth, 1) for truth in answer.awaited])
+    client.publish(topic.mqtt, json.dumps(payload), qos=ONE_SHOT_QOS, retain=False)
+    print(json.dumps(payload), flush=True)
+    answer.wait(timeout)
+    if answer.ack_refused is not None:
+        print(f'kilo7: {_where(settings)} refused the {what}: {answer.ack_refused}',
+              file=sys.stderr)
+        return REFUSED
+    for truth in answer.awaited.values():
+        found = answer.found.get(truth)
+        print(f'{LABELS[truth]:8} ' + (f'{found.result} ({found.detail})' if found
+                                       else '(no verdict)'), flush=True)
+    missing = [truth.mqtt for truth in answer.awaited.values() if truth not in answer.found]
+    if missing:
+        news = ('the broker never acknowledged it' if answer.acked_at is None
+                else f'nothing on {", ".join(missing)} showed it')
+        print(f'kilo7: no verdict on the {what} within {timeout:g} s from {_where(settings)}: '
+              f'{news}', file=sys.stderr)
+        return NO_VERDICT
+    refusals = [f'{LABELS[truth]} {answer.found[truth].result}'
+                for truth in answer.awaited.values() if not answer.found[truth].ok]
+    if refusals:
+        print(f'kilo7: {what} refused: {", ".join(refusals)}', file=sys.stderr)
+        return REFUSED
     return 0
 
 
@@ -215,9 +332,14 @@ def parser() -> argparse.ArgumentParser:
     send = commands.add_parser('send', help='send a request as the phone does')
     send.set_defaults(func=cmd_send, rate=None, count=None)
     requests = send.add_subparsers(dest='what', required=True)
+    answered = argparse.ArgumentParser(add_help=False)
+    answered.add_argument('--timeout', type=float, default=5.0,
+                          help="seconds to wait for the robot's verdict in truth")
+    answered.add_argument('--no-wait', action='store_true',
+                          help='exit once the broker has the request, without the verdict')
     # STOP and intents are one-shot: the contract forbids streaming them.
     for name in ('stop', 'unlock', 'clear-stop'):
-        requests.add_parser(name, parents=[broker])
+        requests.add_parser(name, parents=[broker, answered])
     requests.add_parser('heartbeat', parents=[broker, stream])
     drive = requests.add_parser('drive', parents=[broker, stream])
     drive.add_argument('steer', type=float)

@@ -22,20 +22,25 @@ def executable(name: str) -> str:
     return str(Path(sys.executable).parent / name)
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: the kernel sends SIGTERM if the parent dies."""
+def _child_setup() -> None:
+    """In the child before exec: the kernel sends SIGTERM if the parent dies, and a group
+    of its own keeps a terminal's Ctrl-C (sent to the whole foreground group) from
+    reaching it, so whoever started it decides the order things stop in (the nodes
+    before the broker)."""
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    os.setpgid(0, 0)
 
 
 def start_process(argv: Sequence[str], log_path: Path,
                   env: Mapping[str, str] | None = None) -> subprocess.Popen:
     """Start a child that dies with us, its output (unbuffered, uncoloured) in ``log_path``;
-    ``env`` adds to (or overrides) our environment."""
+    ``env`` adds to (or overrides) our environment. It reads nothing: in a group of its
+    own, reading the terminal would stop it."""
     env = dict(os.environ, PYTHONUNBUFFERED='1', RCUTILS_COLORIZED_OUTPUT='0', **(env or {}))
     with log_path.open('w') as log:
         return subprocess.Popen(
-            list(argv), stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
-            env=env)
+            list(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            preexec_fn=_child_setup, env=env)
 
 
 def start_node(name: str, log_path: Path, ros_args: Sequence[str] = (),

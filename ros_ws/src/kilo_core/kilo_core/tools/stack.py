@@ -4,22 +4,26 @@ Starts mosquitto with the project's broker config (config/mosquitto/: its listen
 free loopback ports, users made by mqtt-credentials under run/broker/) and the four
 nodes with the sim backend as child processes (logs under run/logs/), writes
 run/env.sh for other shells (`kilo7` then talks to this stack as the phone user on the
-phone's listener), and shows the truth
-topics: a live panel on a terminal, one line per change in a pipe. Ctrl-C or SIGTERM
-stops everything cleanly; a node or the broker dying stops the stack.
+phone's listener, from any directory), and shows the truth topics: a live panel on a
+terminal, one line per change in a pipe. One stack per run directory: run/lock is held
+while it runs. Ctrl-C or SIGTERM stops the nodes, then the broker; a node or the broker
+dying stops the stack and exits 1.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+import fcntl
 import json
 import os
 from pathlib import Path
+import shlex
 import signal
 import subprocess
 import sys
 import threading
 import time
+from typing import TextIO
 
 import rclpy
 from rclpy.node import Node
@@ -36,6 +40,9 @@ REDRAW_S = 0.2
 # What another shell needs to reach this stack's DDS domain (the broker: phone_env()).
 SHARED_ENV = ('ROS_DOMAIN_ID', 'ROS_LOCALHOST_ONLY', 'ROS_AUTOMATIC_DISCOVERY_RANGE',
               'FASTDDS_DEFAULT_PROFILES_FILE')
+# ... of which these are paths, made absolute: env.sh is sourced from anywhere.
+SHARED_PATHS = ('FASTDDS_DEFAULT_PROFILES_FILE',)
+LOCK_FILE = 'lock'
 
 # Set by SIGINT/SIGTERM; the main loop polls it, so a signal never interrupts start-up
 # half-way (a raise inside rclpy.init or Popen could orphan the nodes).
@@ -72,18 +79,70 @@ class TruthView:
         sys.stdout.flush()
 
 
+class RunDirBusy(Exception):
+    """Another stack holds this run directory."""
+
+
+def lock_run_dir(run_dir: Path) -> TextIO:
+    """Hold run/lock (flock) for as long as the returned file stays open.
+
+    A second stack in the same directory would truncate this one's logs and rewrite its
+    broker's users and run/env.sh. The kernel drops the lock when the process ends,
+    however it ends, so a killed run never blocks the next one; the children do not
+    inherit it (Popen closes other descriptors). The file holds the owner's PID.
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = (run_dir / LOCK_FILE).open('a+', encoding='utf-8')  # 'w' would wipe the PID
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        owner = lock.read().strip() or 'unknown'
+        lock.close()
+        raise RunDirBusy(
+            f'{run_dir} is in use by another `make run` (PID {owner}); stop that one '
+            'first, or give this one its own directory: KILO_RUN_DIR=<dir> make run'
+        ) from None
+    lock.truncate(0)
+    lock.write(f'{os.getpid()}\n')
+    lock.flush()
+    return lock
+
+
 def write_env_file(path: Path, broker: Broker) -> None:
-    """run/env.sh: `source` it in another shell to use kilo7 against this stack."""
-    lines = ['# written by `make run`; source it to talk to that stack',
-             f'export PATH="{Path(sys.executable).parent}:$PATH"']
+    """run/env.sh: `source` it in another shell, in any directory, to use kilo7 against
+    this stack; so every path in it is absolute."""
+    bin_dir = os.path.abspath(os.path.dirname(sys.executable))  # not resolved: the venv's
     shared = {name: os.environ[name] for name in SHARED_ENV if name in os.environ}
-    lines += [f"export {name}='{value}'"
+    shared.update({name: os.path.abspath(shared[name]) for name in SHARED_PATHS
+                   if name in shared})
+    lines = ['# written by `make run`; source it to talk to that stack',
+             f'export PATH={shlex.quote(bin_dir)}:"$PATH"']
+    lines += [f'export {name}={shlex.quote(value)}'
               for name, value in {**shared, **broker.phone_env()}.items()]
     path.write_text('\n'.join(lines) + '\n', encoding='utf-8')
 
 
+def stopped_line(what: str, procs: Mapping[str, subprocess.Popen]) -> str:
+    """What stopped, with any non-zero exit status."""
+    names = [name if proc.returncode == 0 else f'{name} (exit {proc.returncode})'
+             for name, proc in procs.items()]
+    return f'stopped {what}: {", ".join(names)}'
+
+
 def main() -> int:
-    run_dir = Path(os.environ.get('KILO_RUN_DIR', 'run'))
+    # Absolute, so run/env.sh and the messages work from any directory.
+    run_dir = Path(os.environ.get('KILO_RUN_DIR', 'run')).resolve()
+    try:
+        lock = lock_run_dir(run_dir)
+    except (RunDirBusy, OSError) as exc:
+        print(f'KILO.7 stack: {exc}', file=sys.stderr)
+        return 1
+    with lock:
+        return run_stack(run_dir)
+
+
+def run_stack(run_dir: Path) -> int:
     log_dir = run_dir / 'logs'
     live = sys.stdout.isatty()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -111,8 +170,11 @@ def main() -> int:
         for name in EXECUTABLES:
             procs[name] = start_node(name, log_dir / f'{name}.log')
         next_draw = 0.0
-        while not STOP.is_set():
+        while True:
             rclpy.spin_once(node, timeout_sec=0.05)
+            # Asked to stop: whatever exits from now on is part of stopping, not a crash.
+            if STOP.is_set():
+                break
             dead = [name for name, proc in procs.items() if proc.poll() is not None]
             if dead:
                 print(f'exited: {", ".join(dead)} (see {log_dir}/)', file=sys.stderr)
@@ -128,15 +190,26 @@ def main() -> int:
         print(f'KILO.7 stack: {exc}', file=sys.stderr)
         exit_code = 1
     finally:
-        # Nodes first: the bridge says "not ok" on kilo/health before the broker goes.
-        stop_nodes(proc for name, proc in procs.items() if name != 'mosquitto')
+        # Nodes first: the bridge says "not ok" on kilo/health and disconnects before the
+        # broker goes (the children are in groups of their own, so a terminal's Ctrl-C
+        # reached only us and this order is ours to keep).
+        nodes = {name: proc for name, proc in procs.items() if name != 'mosquitto'}
+        stop_nodes(nodes.values())
         if broker is not None:
             broker.stop()
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
-    print('KILO.7 stack stopped', flush=True)
-    return exit_code
+    # Reported once all is stopped (a closed stdout must not cut the stopping short), in
+    # the order it was stopped in; a non-zero exit status on the way out is a failure.
+    lines = [stopped_line('nodes', nodes)] if nodes else []
+    if 'mosquitto' in procs:
+        lines.append(stopped_line('broker', {'mosquitto': procs['mosquitto']}))
+    try:
+        print('\n'.join([*lines, 'KILO.7 stack stopped']), flush=True)
+    except BrokenPipeError:
+        pass  # stdout closed (`make run | head`): nothing left to tell
+    return exit_code if all(proc.returncode == 0 for proc in procs.values()) else 1
 
 
 if __name__ == '__main__':

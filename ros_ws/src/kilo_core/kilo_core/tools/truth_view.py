@@ -1,7 +1,9 @@
-"""One-line summaries of the truth topics, for the live view and the change log."""
+"""One-line summaries of the truth topics, for the live view and the change log, and
+what truth says the robot did with a request, for `kilo7 send`."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from kilo_core import contract
@@ -48,3 +50,61 @@ def render(latest: dict[str, Payload]) -> str:
         payload = latest.get(topic.ros)
         lines.append(summarize(topic, payload) if payload else f'{topic.ros}: (waiting)')
     return '\n'.join(lines)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What one truth topic says the robot did with a request (``ok``: not refused)."""
+
+    ok: bool
+    result: str
+    detail: str
+
+
+# The truth topics whose answer `kilo7 send` waits for (Control does not hear clear-stop).
+ANSWERED_BY = {
+    contract.STOP: (contract.STATE_SAFETY, contract.STATE_CONTROL),
+    contract.UNLOCK: (contract.STATE_SAFETY, contract.STATE_CONTROL),
+    contract.CLEAR_STOP: (contract.STATE_SAFETY,),
+}
+
+
+def verdict(request: contract.Topic, truth: contract.Topic, payload: Payload,
+            before: Payload | None, settled: bool) -> Verdict | None:
+    """The answer to ``request`` in a truth sample received after the broker took the
+    request, or None if the sample does not show one yet.
+
+    ``before`` is the topic's last sample from before that moment; ``settled`` says the
+    sample came late enough that the robot has surely handled the request. A STOP and a
+    clear-stop are read from the state they must leave, whenever it was set. Truth has no
+    per-unlock counter, so an unlock's result is the sample's last_unlock_result when it
+    differs from ``before``; an unchanged one (the same verdict again) is taken only from
+    a settled sample that agrees with itself (ACCEPTED exactly when unlock_allowed).
+    """
+    if request is contract.UNLOCK:
+        result = payload.get('last_unlock_result')
+        if result is None:
+            return None
+        accepted = result == contract.UnlockResult.ACCEPTED.value
+        changed = before is not None and before.get('last_unlock_result') != result
+        if not (changed or (settled and accepted == payload.get('unlock_allowed'))):
+            return None
+        return Verdict(accepted, result, _state(truth, payload))
+    if truth is contract.STATE_SAFETY:
+        latched = payload.get('stop_latched')
+        if latched is None or latched != (request is contract.STOP):  # clear-stop: False
+            return None
+        return Verdict(True, 'EXPLICIT_STOP latched' if latched else 'stop latch cleared',
+                       _state(truth, payload))
+    locks = payload.get('locked_reasons', [payload['locked_reason']])
+    if contract.LockReason.EXPLICIT_STOP.value not in locks:
+        return None
+    return Verdict(True, 'locked EXPLICIT_STOP', _state(truth, payload))
+
+
+def _state(truth: contract.Topic, payload: Payload) -> str:
+    if truth is contract.STATE_SAFETY:
+        return (f"safe_to_move={payload['safe_to_move']} reason={payload['reason']} "
+                f"heartbeat_ok={payload.get('heartbeat_ok')}")
+    return (f"locked_reason={payload['locked_reason']} "
+            f"throttle={payload['applied']['throttle']:+.2f}")

@@ -1,4 +1,5 @@
-"""`kilo7`: send and probe as the phone does (MQTT), authority from the ROS graph."""
+"""`kilo7`: send and probe as the phone does (MQTT), the robot's verdict on stop, unlock
+and clear-stop, errors that name the broker, authority from the ROS graph."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 import json
 import os
+import socket
 import subprocess
 import time
 
@@ -14,7 +16,7 @@ from std_msgs.msg import String
 
 from kilo_core import contract, schemas
 from kilo_core.node_shell import TRUTH_QOS
-from kilo_core.tools.broker import Broker
+from kilo_core.tools.broker import Broker, free_port
 from kilo_core.tools.processes import executable
 
 from conftest import Stack
@@ -83,8 +85,8 @@ def test_kilo7_drives_stops_and_probes_the_robot(
 
 @pytest.mark.mqtt
 @pytest.mark.parametrize(('args', 'topic'), [
-    (('stop',), contract.STOP), (('unlock',), contract.UNLOCK),
-    (('clear-stop',), contract.CLEAR_STOP), (('heartbeat',), contract.HEARTBEAT),
+    (('stop', '--no-wait'), contract.STOP), (('unlock', '--no-wait'), contract.UNLOCK),
+    (('clear-stop', '--no-wait'), contract.CLEAR_STOP), (('heartbeat',), contract.HEARTBEAT),
     (('drive', '-0.5', '0.25'), contract.DRIVE),
     (('intent', 'SET_MODE', '--mode', 'roam'), contract.INTENT),
     (('intent', 'STOP'), contract.INTENT),
@@ -103,6 +105,92 @@ def test_kilo7_refuses_to_stream_stop_and_reports_a_missing_broker() -> None:
     assert refused.returncode == 2 and 'unrecognized arguments: --rate' in refused.stderr
     absent = kilo7('probe', '--port', '9')
     assert absent.returncode == 1 and 'kilo7:' in absent.stderr
+
+
+def verdict_of(*args: str, env: dict[str, str]) -> tuple[int, dict[str, str], str]:
+    """`kilo7 send ...`: exit status, the gate's and Control's verdicts (each line after
+    the request: label, verdict, (state)), and stderr."""
+    done = kilo7('send', *args, env=env)
+    lines = [line.split(None, 1) for line in done.stdout.splitlines()[1:]]
+    return (done.returncode, {label: rest.split(' (')[0] for label, rest in lines},
+            done.stderr)
+
+
+@pytest.mark.ros
+@pytest.mark.mqtt
+def test_kilo7_send_waits_for_the_verdict_and_fails_on_a_refusal(
+        bridged: Stack, probe: Probe, as_phone: dict[str, str]) -> None:
+    """Each verdict is the robot's answer to this request, not the truth the broker had
+    retained from the one before (last_unlock_result changes between the calls)."""
+    refused = {'gate': 'REFUSED_HEARTBEAT_STALE', 'control': 'REFUSED_HEARTBEAT_STALE'}
+    for _again in range(2):  # the second time the truth it answers with is unchanged
+        status, said, err = verdict_of('unlock', env=as_phone)
+        assert (status, said) == (1, refused), err
+        assert 'unlock refused: gate REFUSED_HEARTBEAT_STALE' in err
+
+    with streaming('heartbeat', '--rate', '5', env=as_phone):
+        since = time.monotonic()
+        with streaming('drive', '0', '0.3', '--rate', '10', env=as_phone):
+            # Both hear the heartbeat and the held throttle.
+            probe.wait_for(contract.STATE_SAFETY,
+                           lambda p: p['heartbeat_ok'] and not p['unlock_allowed'], since=since)
+            probe.wait_for(contract.STATE_CONTROL,
+                           lambda p: not p['heartbeat_stale'] and not p['unlock_allowed'],
+                           since=since)
+            status, said, err = verdict_of('unlock', env=as_phone)
+            assert status == 1, err
+            assert said == {'gate': 'REFUSED_DRIVE_NOT_NEUTRAL',
+                            'control': 'REFUSED_DRIVE_NOT_NEUTRAL'}
+        released = time.monotonic()
+        for truth in (contract.STATE_SAFETY, contract.STATE_CONTROL):
+            probe.wait_for(truth, lambda p: p['unlock_allowed'], since=released)
+        status, said, err = verdict_of('unlock', env=as_phone)
+        assert (status, said) == (0, {'gate': 'ACCEPTED', 'control': 'ACCEPTED'}), err
+
+        status, said, err = verdict_of('stop', env=as_phone)
+        assert (status, said) == (0, {'gate': 'EXPLICIT_STOP latched',
+                                      'control': 'locked EXPLICIT_STOP'}), err
+        # The gate refuses while the stop is latched; Control would unlock: both printed.
+        status, said, err = verdict_of('unlock', env=as_phone)
+        assert (status, said) == (1, {'gate': 'REFUSED_CONDITION_ACTIVE',
+                                      'control': 'ACCEPTED'}), err
+        assert err.strip().endswith('unlock refused: gate REFUSED_CONDITION_ACTIVE')
+        status, said, err = verdict_of('clear-stop', env=as_phone)
+        assert (status, said) == (0, {'gate': 'stop latch cleared'}), err
+        status, said, err = verdict_of('unlock', env=as_phone)
+        assert (status, said) == (0, {'gate': 'ACCEPTED', 'control': 'ACCEPTED'}), err
+    stale = time.monotonic()
+    for truth in (contract.STATE_SAFETY, contract.STATE_CONTROL):
+        probe.wait_for(truth, lambda p: not p['unlock_allowed'], since=stale)
+    status, said, err = verdict_of('unlock', env=as_phone)
+    assert (status, said) == (1, refused), err
+
+
+@pytest.mark.mqtt
+def test_kilo7_errors_name_the_broker_they_tried(
+        broker: Broker, as_phone: dict[str, str]) -> None:
+    port = free_port()
+    refused = kilo7('send', 'stop', '--host', '127.0.0.1', '--port', str(port))
+    assert refused.returncode == 1
+    assert f'127.0.0.1:{port}: connection refused' in refused.stderr
+
+    wrong = dict(as_phone, KILO_MQTT_PASSWORD_FILE='', KILO_MQTT_PASSWORD='wrong')
+    login = kilo7('send', 'stop', env=wrong)
+    assert login.returncode == 1
+    assert f'127.0.0.1:{broker.lan_port}: Not authorized' in login.stderr
+
+    with socket.socket() as silent:  # accepts the connection, never answers CONNECT
+        silent.bind(('127.0.0.1', 0))
+        silent.listen()
+        mute = silent.getsockname()[1]
+        quiet = kilo7('probe', '--host', '127.0.0.1', '--port', str(mute))
+    assert quiet.returncode == 1 and f'127.0.0.1:{mute}: no answer' in quiet.stderr
+
+    # A broker but no robot behind it: the STOP is delivered, yet nothing confirms it.
+    lost = kilo7('send', 'stop', '--timeout', '1', env=as_phone)
+    assert lost.returncode == 3
+    assert f'no verdict on the stop within 1 s from MQTT broker 127.0.0.1:{broker.lan_port}' \
+        in lost.stderr
 
 
 @pytest.mark.ros

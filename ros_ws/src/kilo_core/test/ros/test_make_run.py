@@ -1,5 +1,7 @@
 """`make run`'s launcher: broker + four nodes, boot truth within 3 s in a pipe, the
-README's kilo7 walk-through against it, clean stop on SIGTERM."""
+README's kilo7 walk-through against it, clean stop on SIGTERM and on a terminal's Ctrl-C
+(nodes before the broker), run/env.sh usable from any directory, one stack per run
+directory."""
 
 from __future__ import annotations
 
@@ -56,11 +58,27 @@ class Output:
                 return line
 
 
+STACK = [sys.executable, '-m', 'kilo_core.tools.stack']
+NODE_LOGS = ('safety_gate', 'control_pwm', 'relay_kill', 'mqtt_bridge', 'mosquitto')
+
+
+def stack_env(run_dir: Path | None) -> dict[str, str]:
+    """The launcher's environment: ``run_dir`` as KILO_RUN_DIR, or `make run`'s default
+    (run/ in the working directory) when None."""
+    env = {name: value for name, value in os.environ.items() if name != 'KILO_RUN_DIR'}
+    return env if run_dir is None else dict(env, KILO_RUN_DIR=str(run_dir))
+
+
 @contextmanager
-def launched(tmp_path: Path) -> Iterator[tuple[subprocess.Popen, Output, float]]:
-    env = dict(os.environ, KILO_RUN_DIR=str(tmp_path))
-    proc = subprocess.Popen([sys.executable, '-m', 'kilo_core.tools.stack'],
-                            stdout=subprocess.PIPE, text=True, env=env)
+def launched(tmp_path: Path, run_dir: Path | None) -> Iterator[
+        tuple[subprocess.Popen, Output, float]]:
+    """The launcher, working in ``tmp_path``, its stdout and stderr read line by line (for
+    ``run_dir``, see stack_env). It leads a
+    process group of its own, as a shell's foreground job does (a terminal's Ctrl-C goes
+    to that whole group)."""
+    proc = subprocess.Popen(STACK, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, cwd=tmp_path, env=stack_env(run_dir),
+                            start_new_session=True)
     started = time.monotonic()
     output = Output(proc)
     try:
@@ -72,8 +90,16 @@ def launched(tmp_path: Path) -> Iterator[tuple[subprocess.Popen, Output, float]]
         output.close(proc)
 
 
+def sourced(env_file: Path, *names: str) -> list[str]:
+    """The values of ``names`` after `. env.sh` in a fresh shell, in another directory."""
+    script = f'. {shlex.quote(str(env_file))} && printf "%s\\n" ' + ' '.join(
+        f'"${name}"' for name in names)
+    return subprocess.run(['bash', '-c', script], capture_output=True, text=True, check=True,
+                          cwd='/').stdout.splitlines()
+
+
 def test_stack_shows_boot_truth_in_three_seconds_and_stops_cleanly(tmp_path: Path) -> None:
-    with launched(tmp_path) as (proc, out, started):
+    with launched(tmp_path, tmp_path) as (proc, out, started):
         header = out.wait_for('KILO.7 stack:')
         assert re.search(r'MQTT 127\.0\.0\.1:\d+ \(robot\), 127\.0\.0\.1:\d+ \(phone\)', header)
         gate = out.wait_for(' gate ')
@@ -86,17 +112,17 @@ def test_stack_shows_boot_truth_in_three_seconds_and_stops_cleanly(tmp_path: Pat
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
         out.wait_for('KILO.7 stack stopped')
-    for name in ('safety_gate', 'control_pwm', 'relay_kill', 'mqtt_bridge', 'mosquitto'):
+    for name in NODE_LOGS:
         assert (tmp_path / 'logs' / f'{name}.log').exists()
 
 
 def test_readme_walkthrough_drives_and_stops_through_kilo7(tmp_path: Path) -> None:
     """make run; kilo7 send heartbeat --rate 4 &; unlock; drive 0 0.3; stop."""
-    with launched(tmp_path) as (proc, out, _started):
+    with launched(tmp_path, tmp_path) as (proc, out, _started):
         phone_port = re.search(r'127\.0\.0\.1:(\d+) \(phone\)',
                                out.wait_for('KILO.7 stack:')).group(1)
         env_file = tmp_path / 'env.sh'
-        assert f"export KILO_MQTT_PORT='{phone_port}'" in env_file.read_text()
+        assert sourced(env_file, 'KILO_MQTT_PORT') == [phone_port]
         out.wait_for(r'nodes alive 4/4', timeout=8.0)
 
         def send(*args: str) -> subprocess.Popen:
@@ -123,3 +149,68 @@ def test_readme_walkthrough_drives_and_stops_through_kilo7(tmp_path: Path) -> No
                     stream.wait(timeout=5)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
+
+
+def test_env_sh_paths_are_absolute_and_kilo7_stops_from_another_directory(
+        tmp_path: Path) -> None:
+    """`make run` in the checkout (run/ relative), `kilo7 send stop` from anywhere else."""
+    with launched(tmp_path, None) as (proc, out, _started):
+        out.wait_for(r'nodes alive 4/4', timeout=15.0)
+        env_file = tmp_path / 'run' / 'env.sh'
+        for path in sourced(env_file, 'KILO_MQTT_PASSWORD_FILE',
+                            'FASTDDS_DEFAULT_PROFILES_FILE'):
+            assert os.path.isabs(path) and os.path.isfile(path), path
+        elsewhere = tmp_path / 'elsewhere'
+        elsewhere.mkdir()
+        stop = subprocess.run(
+            ['bash', '-c', f'. {shlex.quote(str(env_file))} && exec kilo7 send stop'],
+            capture_output=True, text=True, cwd=elsewhere, timeout=30)
+        assert stop.returncode == 0, stop.stderr
+        assert 'EXPLICIT_STOP latched' in stop.stdout
+        assert 'locked EXPLICIT_STOP' in stop.stdout
+        out.wait_for(r'control safe .*lock=EXPLICIT_STOP')
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+
+
+def test_a_second_run_in_the_same_directory_refuses_and_leaves_the_first_alone(
+        tmp_path: Path) -> None:
+    logs = tmp_path / 'logs'
+    with launched(tmp_path, tmp_path) as (first, out, _started):
+        out.wait_for(r'nodes alive 4/4', timeout=15.0)
+        before = {name: (logs / f'{name}.log').read_text() for name in NODE_LOGS}
+        second = subprocess.Popen(STACK, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  text=True, cwd=tmp_path, env=stack_env(tmp_path))
+        try:
+            said, _ = second.communicate(timeout=30)
+        finally:
+            second.kill()
+            second.wait()
+        assert second.returncode != 0
+        assert f'in use by another `make run` (PID {first.pid})' in said
+        assert first.poll() is None
+        for name, text in before.items():
+            assert text and (logs / f'{name}.log').read_text().startswith(text), name
+        # Killed outright, the first leaves its lock file behind, but not the lock.
+        first.kill()
+        first.wait()
+    with launched(tmp_path, tmp_path) as (third, out, _started):
+        out.wait_for(r'nodes alive 4/4', timeout=15.0)
+        third.send_signal(signal.SIGTERM)
+        assert third.wait(timeout=20) == 0
+
+
+def test_ctrl_c_stops_the_nodes_then_the_broker_and_is_no_crash(tmp_path: Path) -> None:
+    with launched(tmp_path, tmp_path) as (proc, out, _started):
+        out.wait_for(r'nodes alive 4/4', timeout=15.0)
+        os.killpg(proc.pid, signal.SIGINT)  # what a terminal does on Ctrl-C
+        assert proc.wait(timeout=30) == 0
+        out.wait_for('KILO.7 stack stopped')
+        nodes = out.seen.index(out.wait_for(r'^stopped nodes: '))
+        broker = out.seen.index(out.wait_for(r'^stopped broker: mosquitto$'))
+        assert nodes < broker
+        assert out.seen[nodes] == ('stopped nodes: safety_gate, control_pwm, relay_kill, '
+                                   'mqtt_bridge')
+        assert not [line for line in out.seen if line.startswith('exited:')]
+    # The bridge said goodbye to a broker that was still there to hear it.
+    assert 'Client kilo7-bridge disconnected.' in (tmp_path / 'logs' / 'mosquitto.log').read_text()
