@@ -1,0 +1,132 @@
+"""Faults of the processes around the core, through the real node processes: a step of
+the wall clock (issue 11, defect 4) and a relay frozen while driving (defect 5).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+
+from kilo_core import contract
+
+from conftest import Stack
+from flows import drive, driving, neutral, unlock
+
+pytestmark = pytest.mark.ros
+SHIM_SOURCE = Path(__file__).resolve().parent / 'clock_step.c'
+
+
+class ClockStep:
+    """Steps the wall clock of the processes started after ``install`` (LD_PRELOAD
+    shim), leaving their monotonic clock alone, as NTP stepping a Pi's clock does."""
+
+    def __init__(self, library: Path, offset_file: Path) -> None:
+        self.library = library
+        self.offset_file = offset_file
+        self.set(0.0)
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv('LD_PRELOAD', str(self.library))
+        monkeypatch.setenv('KILO_CLOCK_STEP_FILE', str(self.offset_file))
+
+    def set(self, seconds: float) -> None:
+        self.offset_file.write_text(f'{seconds}\n', encoding='ascii')
+
+
+@pytest.fixture(scope='session')
+def clock_step_library(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    compiler = shutil.which('cc')
+    if compiler is None:
+        pytest.fail('a C compiler (cc) is needed to build the clock-step shim')
+    library = tmp_path_factory.mktemp('clock_step') / 'libclockstep.so'
+    subprocess.run([compiler, '-shared', '-fPIC', '-O2', '-Wall', '-Werror', '-o',
+                    str(library), str(SHIM_SOURCE), '-ldl'], check=True)
+    return library
+
+
+@pytest.fixture
+def clock_step(clock_step_library: Path, tmp_path: Path,
+               monkeypatch: pytest.MonkeyPatch) -> Iterator[ClockStep]:
+    step = ClockStep(clock_step_library, tmp_path / 'clock_offset_s')
+    step.install(monkeypatch)
+    yield step
+    step.set(0.0)
+
+
+def test_a_wall_clock_step_back_does_not_freeze_the_ttls(
+        stack: Stack, clock_step: ClockStep) -> None:
+    stack.start()
+    stack.wait_ready()
+    probe = stack.probe
+    with probe.heartbeats():
+        unlock(probe)
+        with driving(probe, 0.4):
+            before = probe.latest(contract.STATE_CONTROL)['ts_ms']
+            clock_step.set(-30.0)
+            stepped = time.monotonic()
+            after = probe.wait_for(contract.STATE_CONTROL, lambda _: True, since=stepped)
+            assert after['ts_ms'] < before - 20_000, 'the step did not reach the nodes'
+    # The phone went silent (no drive, no heartbeat) right after the step.
+    silent = time.monotonic()
+    control = probe.wait_for(contract.STATE_CONTROL, neutral, since=silent, timeout=3.0)
+    assert control['stale_cmd'] is True
+    locked = probe.wait_for(contract.STATE_CONTROL,
+                            lambda p: 'HEARTBEAT_STALE' in p['locked_reasons'], since=silent)
+    assert neutral(locked)
+    gate = probe.wait_for(contract.STATE_SAFETY, lambda p: not p['safe_to_move'], since=silent)
+    assert gate['reason'] == 'HEARTBEAT_STALE'
+
+
+def test_a_wall_clock_step_forward_expires_nothing(
+        stack: Stack, clock_step: ClockStep) -> None:
+    stack.start()
+    stack.wait_ready()
+    probe = stack.probe
+    with probe.heartbeats():
+        unlock(probe)
+        with driving(probe, 0.4):
+            before = probe.latest(contract.STATE_CONTROL)['ts_ms']
+            # A few seconds: after a step of an hour the next test's requests did not
+            # reach its gate (DDS in the long-lived test probe, whose clock did not
+            # step, we think; not pinned down), and a few seconds show the point.
+            clock_step.set(5.0)
+            stepped = time.monotonic()
+            time.sleep(1.5)
+            seen = probe.messages(contract.STATE_CONTROL, since=stepped)
+            assert seen[-1]['ts_ms'] > before + 4_000, 'the step did not reach the nodes'
+            assert all(p['armed'] and not p['locked'] for p in seen), seen[-1]
+            assert probe.latest(contract.STATE_SAFETY)['safe_to_move'] is True
+
+
+def test_a_relay_kill_while_driving_latches_until_an_unlock(running: Stack) -> None:
+    """Defect 5: a relay frozen for 0.8 s killed, came back RUN, and Control's
+    RELAY_KILLED cleared by itself: the throttle went back to the phone's stick."""
+    probe = running.probe
+    relay = running.procs['relay_kill']
+    with probe.heartbeats():
+        unlock(probe)
+        with driving(probe, 0.4):
+            frozen = time.monotonic()
+            relay.send_signal(signal.SIGSTOP)
+            try:
+                control = probe.wait_for(
+                    contract.STATE_CONTROL, lambda p: p['relay_killed'], since=frozen)
+                assert neutral(control)
+                time.sleep(0.8 - (time.monotonic() - frozen))
+            finally:
+                relay.send_signal(signal.SIGCONT)
+            resumed = time.monotonic()
+            probe.wait_for(contract.RELAY_STATUS, lambda p: not p['relay_killed'],
+                           since=resumed)
+            time.sleep(1.0)  # the stick is still held at 0.4 all this time
+            control = probe.latest(contract.STATE_CONTROL)
+            assert control['relay_killed'] is False
+            assert control['locked_reasons'] == ['RELAY_KILLED'] and neutral(control)
+        unlock(probe)
+        assert drive(probe, 0.0, 0.4)['applied']['throttle'] == 0.4
