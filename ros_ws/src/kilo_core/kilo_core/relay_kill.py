@@ -18,6 +18,7 @@ class RelayKillNode(KiloNode):
         self.logic = RelayLogic(self.config.ttl.truth_ttl_ms)
         self.gpio = open_backend(self.relay_cfg.mode, self.config.pigpio)
         self.gpio_connected = False
+        self.next_connect = monotonic()
         self.phase = False
         self.truth = TruthPublisher(self, contract.RELAY_STATUS)
         self.connect()
@@ -30,6 +31,8 @@ class RelayKillNode(KiloNode):
         self.publish_callback()
 
     def connect(self) -> None:
+        # Retried at Control's hw_retry_s: a hung pigpiod costs a bounded call per try.
+        self.next_connect = monotonic() + self.config.control.hw_retry_s
         try:
             self.gpio.connect()
             self.gpio_connected = True
@@ -83,7 +86,7 @@ class RelayKillNode(KiloNode):
             self.fault(str(exc))
 
     def publish_callback(self) -> None:
-        if not self.gpio_connected:
+        if not self.gpio_connected and monotonic() >= self.next_connect:
             self.connect()
         self.drive_output()
         self.truth.publish(self.snapshot(), force=True)

@@ -11,10 +11,12 @@ import threading
 import time
 
 import pytest
+from std_msgs.msg import String
 
 from kilo_core import contract
 from kilo_core.hardware import HardwareFault
 from kilo_core.hardware.pigpio_backend import PigpioGpio
+from kilo_core.node_shell import TRUTH_QOS
 from kilo_core.tools.broker import free_port
 
 from conftest import Stack
@@ -35,7 +37,7 @@ def pigpio_config(stack: Stack, port: int, signal_kind: str = 'level') -> None:
 
 
 @pytest.fixture
-def pigpio_stack(stack: Stack, pigpiod: PigpiodDouble) -> Stack:
+def pigpio_stack(pigpiod: PigpiodDouble, stack: Stack) -> Stack:
     """The three nodes on the pigpio backends (level relay), up and matched."""
     pigpio_config(stack, pigpiod.port)
     stack.start()
@@ -141,6 +143,35 @@ def test_pigpiod_death_mid_drive_locks_with_hw_fault(
     assert relay['relay_reason'] in ('HW_FAULT', 'CONTROL_HW_FAULT')
 
 
+def test_a_rejected_message_then_a_hardware_fault_keeps_control_and_relay_running(
+        pigpio_stack: Stack, pigpiod: PigpiodDouble) -> None:
+    """Issue 11, defect 1: the rejection's warning and the fault's error came from one
+    log line; rclpy raised ValueError in spin and both processes exited."""
+    probe = pigpio_stack.probe
+    spoof = probe.node.create_publisher(String, contract.STATE_CONTROL.ros, TRUTH_QOS)
+    try:
+        deadline = time.monotonic() + 10.0
+        # Matched by the gate, the relay and the probe's recorder: else it is lost.
+        while spoof.get_subscription_count() < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        probe.send_raw(contract.DRIVE, 'not json')  # Control rejects it
+        spoof.publish(String(data='not json'))  # so does the relay
+        pigpio_stack.wait_log('control_pwm', 'PARSE_ERROR')
+        pigpio_stack.wait_log('relay_kill', 'PARSE_ERROR')
+    finally:
+        probe.node.destroy_publisher(spoof)
+    since = time.monotonic()
+    pigpiod.stop()
+    control = probe.wait_for(contract.STATE_CONTROL,
+                             lambda p: p['locked_reason'] == 'HW_FAULT', since=since)
+    relay = probe.wait_for(contract.RELAY_STATUS, lambda p: not p['hw_ok'], since=since)
+    time.sleep(1.0)
+    assert pigpio_stack.procs['control_pwm'].poll() is None
+    assert pigpio_stack.procs['relay_kill'].poll() is None
+    assert control['callback_errors'] == 0 and relay['callback_errors'] == 0
+    assert probe.latest(contract.STATE_CONTROL)['locked_reason'] == 'HW_FAULT'
+
+
 def raised_within(seconds: float, call: Callable[[], object]) -> Exception | None:
     """What ``call`` raised (None if nothing), failing if it is still blocked after
     ``seconds``: run in a daemon thread, so that a hang fails the test, not the run."""
@@ -185,7 +216,7 @@ def test_backend_call_to_pigpiod_that_hangs_is_a_hardware_fault_until_reconnecte
     assert pigpiod.servo_history(THROTTLE_GPIO) == [1700, 1500]
 
 
-def test_neutral_hook_fails_loudly_on_a_hung_pigpiod(stack: Stack, pigpiod: PigpiodDouble) -> None:
+def test_neutral_hook_fails_loudly_on_a_hung_pigpiod(pigpiod: PigpiodDouble, stack: Stack) -> None:
     pigpio_config(stack, pigpiod.port)
     pigpiod.hang()
     hook = subprocess.run([sys.executable, '-m', 'kilo_core.neutral_outputs'],
@@ -229,7 +260,7 @@ def test_hung_pigpiod_locks_control_and_kills_the_relay_until_back_and_unlocked(
         assert pigpiod.pulses[THROTTLE_GPIO] == 1700
 
 
-def test_keepalive_relay_toggles_only_while_running(stack: Stack, pigpiod: PigpiodDouble) -> None:
+def test_keepalive_relay_toggles_only_while_running(pigpiod: PigpiodDouble, stack: Stack) -> None:
     pigpio_config(stack, pigpiod.port, signal_kind='keepalive')
     stack.start()
     stack.wait_ready()
