@@ -47,7 +47,10 @@ class Phone:
                                         **connect_options)
         mqtt_link.on_message(self.client, self._record)
         if subscribe:
-            self.client.subscribe([(topic, 1) for topic in subscribe])
+            topics = [(topic, 1) for topic in subscribe]
+            self.client.subscribe(topics)
+            # Again after every reconnect: a restarted broker has no session to resume.
+            mqtt_link.on_connect(self.client, lambda ok, _: ok and self.client.subscribe(topics))
 
     @classmethod
     def of(cls, broker: Broker, client_id: str = 'test-phone', **options: Any) -> Phone:

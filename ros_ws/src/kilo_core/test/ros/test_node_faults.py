@@ -4,61 +4,17 @@ the wall clock (issue 11, defect 4) and a relay frozen while driving (defect 5).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-import shutil
 import signal
-import subprocess
 import time
 
 import pytest
 
 from kilo_core import contract
 
-from conftest import Stack
+from conftest import ClockStep, Stack
 from flows import drive, driving, neutral, unlock
 
 pytestmark = pytest.mark.ros
-SHIM_SOURCE = Path(__file__).resolve().parent / 'clock_step.c'
-
-
-class ClockStep:
-    """Steps the wall clock of the processes started after ``install`` (LD_PRELOAD
-    shim), leaving their monotonic clock alone, as NTP stepping a Pi's clock does."""
-
-    def __init__(self, library: Path, offset_file: Path) -> None:
-        self.library = library
-        self.offset_file = offset_file
-        self.set(0.0)
-
-    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        monkeypatch.setenv('LD_PRELOAD', str(self.library))
-        monkeypatch.setenv('KILO_CLOCK_STEP_FILE', str(self.offset_file))
-
-    def set(self, seconds: float) -> None:
-        self.offset_file.write_text(f'{seconds}\n', encoding='ascii')
-
-
-@pytest.fixture(scope='session')
-def clock_step_library(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    compiler = shutil.which('cc')
-    if compiler is None:
-        pytest.fail('a C compiler (cc) is needed to build the clock-step shim')
-    library = tmp_path_factory.mktemp('clock_step') / 'libclockstep.so'
-    subprocess.run([compiler, '-shared', '-fPIC', '-O2', '-Wall', '-Werror', '-o',
-                    str(library), str(SHIM_SOURCE), '-ldl'], check=True)
-    return library
-
-
-@pytest.fixture
-def clock_step(clock_step_library: Path, tmp_path: Path,
-               monkeypatch: pytest.MonkeyPatch) -> Iterator[ClockStep]:
-    step = ClockStep(clock_step_library, tmp_path / 'clock_offset_s')
-    step.install(monkeypatch)
-    yield step
-    step.set(0.0)
-
-
 def test_a_wall_clock_step_back_does_not_freeze_the_ttls(
         stack: Stack, clock_step: ClockStep) -> None:
     stack.start()

@@ -19,7 +19,7 @@ from kilo_core.hardware.pigpio_backend import PigpioGpio
 from kilo_core.node_shell import TRUTH_QOS
 from kilo_core.tools.broker import free_port
 
-from conftest import Stack
+from conftest import pigpio_config, Stack
 from flows import drive, driving, neutral, unlock
 from pigpiod_double import PigpiodDouble
 
@@ -27,13 +27,6 @@ pytestmark = pytest.mark.ros
 STEER_GPIO, THROTTLE_GPIO, RELAY_GPIO = 18, 13, 17
 # Generous: the backend gives up on a hung pigpiod after a fraction of a second.
 HANG_BOUND_S = 5.0
-
-
-def pigpio_config(stack: Stack, port: int, signal_kind: str = 'level') -> None:
-    stack.write_config(
-        f'pigpio:\n  port: {port}\n'
-        'control:\n  backend: pigpio\n  hw_retry_s: 0.5\n'
-        f'relay:\n  mode: rpi_gpio\n  signal: {signal_kind}\n  keepalive_hz: 20\n')
 
 
 @pytest.fixture

@@ -1,0 +1,240 @@
+"""`make test-chaos`: the live stack under a hostile phone and injected faults.
+
+Real mosquitto with the shipped config, the four node processes (Control and the relay
+on pigpio against the pigpiod double, every node under the clock-step shim), and:
+(a) a hostile phone (hostile.py) sending seeded random bursts, reconnecting at random;
+(b) after every burst, a well-behaved phone completing heartbeat -> unlock -> drive ->
+    STOP -> clear_stop -> unlock end to end, over MQTT, reading only truth;
+(c) a fault in every round: broker restart, kill -9 and SIGSTOP/SIGCONT of each node,
+    pigpiod restart and hang, wall-clock steps back and forward;
+(d) the invariants (invariants.py) over the whole run, and after freezes and kills a
+    late phone that must not be served the silent node's truth as current.
+KILO_CHAOS_SEED picks the seed (printed either way); KILO_CHAOS_ROUNDS how many times
+the list of faults is gone through.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+import os
+import random
+import signal
+import time
+
+import pytest
+
+from kilo_core import contract
+from kilo_core.core import config as config_core
+from kilo_core.core import pwm
+from kilo_core.tools.broker import Broker
+from kilo_core.tools.processes import BRIDGE, CORE_NODES, EXECUTABLES, start_node
+
+from conftest import ClockStep, pigpio_config, Stack
+from hostile import HostilePhone
+from invariants import all_breaches, collect
+from phone import Phone
+from pigpiod_double import PigpiodDouble
+from probe import Probe
+
+pytestmark = [pytest.mark.ros, pytest.mark.mqtt, pytest.mark.chaos]
+
+CONFIG = config_core.load()
+THROTTLE_GPIO = CONFIG.control.throttle.gpio
+NEUTRAL_US = CONFIG.control.throttle.neutral_us
+DRIVE_THROTTLE = 0.3
+DRIVE_US = pwm.throttle_pulse_us(DRIVE_THROTTLE, CONFIG.control.throttle)
+SAFETY = contract.STATE_SAFETY.mqtt
+CONTROL = contract.STATE_CONTROL.mqtt
+HEALTH = contract.HEALTH.mqtt
+STEP_TIMEOUT_S = 15.0
+FREEZE_S = 1.5
+# After a burst, for the bridge and the nodes to work through what reached them.
+SETTLE_S = 1.0
+# Each node's truth on MQTT: what a late phone must not get while the node is silent.
+MQTT_TRUTH = {'safety_gate': SAFETY, 'control_pwm': CONTROL}
+
+
+class Chaos:
+    """The running stack plus what the faults need to reach into it."""
+
+    def __init__(self, stack: Stack, broker: Broker, double: PigpiodDouble,
+                 clock: ClockStep, probe: Probe) -> None:
+        self.stack = stack
+        self.broker = broker
+        self.doubles = [double]
+        self.clock = clock
+        self.probe = probe
+        self.counts: Counter[str] = Counter()
+        self.stale_served: list[str] = []
+        self.restarts = 0
+
+    @property
+    def double(self) -> PigpiodDouble:
+        return self.doubles[-1]
+
+    # -- the faults --------------------------------------------------------------------
+    def faults(self) -> list[tuple[str, Callable[[], None]]]:
+        listed: list[tuple[str, Callable[[], None]]] = [
+            ('broker restart', self.restart_broker),
+            ('pigpiod restart', self.restart_pigpiod),
+            ('pigpiod hang', self.hang_pigpiod),
+            ('clock step back', lambda: self.step_clock(-8.0)),
+            ('clock step forward', lambda: self.step_clock(3.0)),
+        ]
+        for node in EXECUTABLES:
+            listed.append((f'kill -9 {node}', lambda node=node: self.kill(node)))
+            listed.append((f'SIGSTOP {node}', lambda node=node: self.freeze(node)))
+        return listed
+
+    def restart_broker(self) -> None:
+        self.broker.stop()
+        time.sleep(1.0)
+        self.broker.start()
+
+    def restart_pigpiod(self) -> None:
+        port = self.double.port
+        self.double.stop()
+        time.sleep(1.0)
+        self.doubles.append(PigpiodDouble(port))
+
+    def hang_pigpiod(self) -> None:
+        self.double.hang()
+        time.sleep(FREEZE_S)
+        self.double.resume()
+
+    def step_clock(self, seconds: float) -> None:
+        self.clock.set(seconds)
+        time.sleep(FREEZE_S)
+        self.clock.set(0.0)
+
+    def kill(self, node: str) -> None:
+        self.stack.procs[node].send_signal(signal.SIGKILL)
+        self.stack.procs[node].wait(timeout=10)
+        time.sleep(FREEZE_S)
+        self.check_not_served(node)
+        self.restart(node)
+
+    def freeze(self, node: str) -> None:
+        proc = self.stack.procs[node]
+        proc.send_signal(signal.SIGSTOP)
+        try:
+            time.sleep(FREEZE_S)
+            self.check_not_served(node)
+        finally:
+            proc.send_signal(signal.SIGCONT)
+
+    def restart(self, node: str) -> None:
+        """What systemd's Restart= does, with the log of each life kept."""
+        self.restarts += 1
+        ros_args = ['--ros-args', '-p', f'config:={self.stack.config_path}']
+        log = self.stack.tmp_path / f'{node}.{self.restarts}.log'
+        self.stack.logs[node] = log
+        self.stack.procs[node] = start_node(node, log, ros_args)
+
+    def check_not_served(self, node: str) -> None:
+        """A phone connecting now gets no retained truth of the silent node (after the
+        bridge's withdrawal; a silent bridge's truth expires at the broker)."""
+        if node == BRIDGE:
+            time.sleep(3.5 - FREEZE_S)  # the longest expiry (health: 3 s)
+            silent = (SAFETY, CONTROL, HEALTH)
+        elif node in MQTT_TRUTH:
+            silent = (MQTT_TRUTH[node],)
+        else:
+            return
+        late = Phone.of(self.broker, client_id=f'late-phone-{self.counts["late"]}')
+        self.counts['late'] += 1
+        try:
+            time.sleep(0.5)
+            for message in late.history:
+                if message.topic in silent and not message.withdrawn and not (
+                        node == BRIDGE and not message.payload.get('ok', True)):
+                    self.stale_served.append(
+                        f'{message.topic} served while {node} was silent: {message.payload}')
+        finally:
+            late.close()
+
+    # -- the well-behaved phone -------------------------------------------------------
+    def session(self, phone: Phone) -> None:
+        """heartbeat -> (clear_stop) -> unlock -> drive -> STOP -> clear_stop -> unlock,
+        each step waiting for its effect in the truth a UI reads and at the double."""
+        def step(what: str, topic: str, predicate: Callable[[dict], bool],
+                 since: float) -> dict:
+            try:
+                return phone.wait_for(topic, predicate, timeout=STEP_TIMEOUT_S, since=since)
+            except AssertionError as exc:
+                raise AssertionError(f'well-behaved phone stuck at {what}: {exc}') from None
+
+        with phone.heartbeats(hz=5.0):
+            safety = step('heartbeat', SAFETY, lambda p: p['heartbeat_ok'], time.monotonic())
+            if safety['stop_latched']:
+                since = time.monotonic()
+                phone.send(contract.CLEAR_STOP)
+                step('clear_stop', SAFETY, lambda p: not p['stop_latched'], since)
+            self.unlock(phone, step)
+            since = time.monotonic()
+            with phone.stream(contract.DRIVE, 20.0, steer=0.0, throttle=DRIVE_THROTTLE):
+                step('drive', CONTROL, lambda p: p['armed'], since)
+                self.double.wait_servo(THROTTLE_GPIO, DRIVE_US, since, STEP_TIMEOUT_S)
+                since = time.monotonic()
+                phone.send(contract.STOP)
+                step('STOP', CONTROL, lambda p: 'EXPLICIT_STOP' in p['locked_reasons']
+                     and p['applied']['throttle'] == 0.0, since)
+                self.double.wait_servo(THROTTLE_GPIO, NEUTRAL_US, since, STEP_TIMEOUT_S)
+            since = time.monotonic()
+            phone.send(contract.CLEAR_STOP)
+            step('clear_stop', SAFETY, lambda p: not p['stop_latched'], since)
+            self.unlock(phone, step)
+        self.counts['sessions'] += 1
+
+    @staticmethod
+    def unlock(phone: Phone, step: Callable[..., dict]) -> None:
+        since = time.monotonic()
+        step('unlock allowed', SAFETY, lambda p: p['unlock_allowed'], since)
+        step('unlock allowed', CONTROL, lambda p: p['unlock_allowed'], since)
+        since = time.monotonic()
+        phone.send(contract.UNLOCK)
+        step('unlock', SAFETY, lambda p: p['safe_to_move'], since)
+        step('unlock', CONTROL, lambda p: not p['locked'], since)
+
+
+@pytest.fixture
+def chaos(stack: Stack, broker: Broker, pigpiod: PigpiodDouble, clock_step: ClockStep,
+          probe: Probe) -> Chaos:
+    pigpio_config(stack, pigpiod.port)
+    stack.start(*CORE_NODES, BRIDGE)
+    stack.wait_ready()
+    return Chaos(stack, broker, pigpiod, clock_step, probe)
+
+
+def test_chaos(chaos: Chaos, phone: Phone) -> None:
+    seed = int(os.environ.get('KILO_CHAOS_SEED', random.randrange(2**32)))
+    rounds = int(os.environ.get('KILO_CHAOS_ROUNDS', '1'))
+    print(f'\nchaos seed {seed} (KILO_CHAOS_SEED={seed} repeats this run)')
+    order = random.Random(seed)
+    hostile = HostilePhone(chaos.broker, seed)
+    faults = Counter[str]()
+    try:
+        phone.wait_for(HEALTH, lambda p: p['ok'], timeout=15.0)
+        chaos.session(phone)
+        for _ in range(rounds):
+            listed = chaos.faults()
+            order.shuffle(listed)
+            for name, inject in listed:
+                hostile.burst(order.uniform(1.0, 3.0))
+                inject()
+                faults[name] += 1
+                hostile.burst(order.uniform(0.5, 1.5))
+                time.sleep(SETTLE_S)
+                phone.wait_for(HEALTH, lambda p: p['ok'], timeout=STEP_TIMEOUT_S,
+                               since=time.monotonic())
+                chaos.session(phone)
+                evidence = collect(chaos.probe, chaos.doubles, phone, THROTTLE_GPIO)
+                breaches = all_breaches(evidence, CONFIG, chaos.stale_served)
+                assert not breaches, f'after {name} (seed {seed}):\n' + '\n'.join(breaches)
+    finally:
+        hostile.close()
+        print(f'chaos seed {seed}: messages {dict(sorted(hostile.counts.items()))}')
+        print(f'chaos seed {seed}: faults {dict(sorted(faults.items()))}, '
+              f'sessions {chaos.counts["sessions"]}, late phones {chaos.counts["late"]}')
+    assert all(proc.poll() is None for proc in chaos.stack.procs.values())
