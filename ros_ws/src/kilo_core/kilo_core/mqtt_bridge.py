@@ -87,6 +87,7 @@ class MqttBridge(KiloNode):
         settings = self._settings
         self._lock = threading.Lock()
         self._connected = False
+        self._stopping = False
         self._mode = Mode.MANUAL.value
         self._rejected: Counter[str] = Counter()
         self._latest: dict[contract.Topic, str] = {}
@@ -196,6 +197,8 @@ class MqttBridge(KiloNode):
         with self._lock:  # no publish can slip in between: they all hold the lock
             self._connected = False
             dropped = mqtt_link.discard_unsent(self._client)
+        if self._stopping:
+            return  # our own disconnect at exit, not a lost connection
         self.get_logger().warning(
             f'broker connection lost ({reason}); reconnecting; {dropped} unsent truth '
             'messages dropped (the latest is published again on reconnect)')
@@ -396,6 +399,7 @@ class MqttBridge(KiloNode):
         with self._lock:
             connected = self._connected
             self._connected = False
+            self._stopping = True
         if connected:
             will = telemetry.last_will_payload(self._build, wall_ms())
             info = self._client.publish(contract.HEALTH.mqtt, _json(will), qos=1, retain=True)

@@ -1,5 +1,5 @@
 from kilo_core import contract
-from kilo_core.tools.truth_view import render, summarize, verdict
+from kilo_core.tools.truth_view import render, STALE_AFTER_S, summarize, verdict
 
 CONTROL = {'armed': True, 'locked': False, 'locked_reason': 'NONE', 'stale_cmd': False,
            'relay_killed': False, 'applied': {'steer': -0.25, 'throttle': 0.5}}
@@ -28,9 +28,24 @@ def test_summarize_gate_relay_and_model() -> None:
 
 
 def test_render_marks_missing_topics_as_waiting() -> None:
-    panel = render({contract.STATE_CONTROL.ros: CONTROL})
+    panel = render({contract.STATE_CONTROL.ros: CONTROL}, {contract.STATE_CONTROL.ros: 0.1})
     assert f'{contract.STATE_SAFETY.ros}: (waiting)' in panel
     assert 'ARMED' in panel
+
+
+def test_render_never_shows_a_silent_nodes_last_truth_as_current() -> None:
+    panel = render({contract.STATE_CONTROL.ros: CONTROL},
+                   {contract.STATE_CONTROL.ros: STALE_AFTER_S + 1.0})
+    assert 'ARMED' not in panel
+    assert f'{contract.STATE_CONTROL.ros}: SILENT, no truth for 4 s' in panel
+
+
+def test_summarize_system_shows_the_bridge_links() -> None:
+    line = summarize(contract.STATE_SYSTEM, {'mode': 'manual', 'nodes': {
+        'kilo_mqtt_bridge': {'alive': False, 'links': {
+            'main': 'network thread dead', 'priority': 'connected'}}}})
+    assert line == ('system  mode=manual nodes alive 0/1 stale: kilo_mqtt_bridge '
+                    'link main=network thread dead link priority=connected')
 
 
 def test_summarize_system_counts_live_nodes_and_names_the_stale_ones() -> None:

@@ -234,12 +234,15 @@ def cmd_probe(args: argparse.Namespace) -> int:
     truth = {contract.STATE_SAFETY.mqtt: 'safety', contract.STATE_CONTROL.mqtt: 'control'}
 
     def on_message(topic: str, payload: bytes, _retained: bool) -> None:
-        try:
-            value = json.loads(payload)
-        except ValueError:
-            return
         with changed:
-            latest[truth[topic]] = value
+            if not payload:  # withdrawn: its node went silent, there is no current truth
+                latest.pop(truth[topic], None)
+                changed.notify_all()
+                return
+            try:
+                latest[truth[topic]] = json.loads(payload)
+            except ValueError:
+                return
             changed.notify_all()
 
     client = _broker(_settings(args), 'kilo7-probe')
@@ -250,7 +253,8 @@ def cmd_probe(args: argparse.Namespace) -> int:
     try:
         with changed:
             while True:
-                if len(latest) == len(truth):
+                missing = sorted(set(truth.values()) - set(latest))
+                if not missing:
                     line = json.dumps(derive(latest['safety'], latest['control']),
                                       separators=(',', ':'))
                     if not args.watch:
@@ -259,8 +263,14 @@ def cmd_probe(args: argparse.Namespace) -> int:
                     if line != last_line:
                         print(line, flush=True)
                         last_line = line
+                elif args.watch and last_line is not None:
+                    # Truth was withdrawn: a UI locks and says so, it never keeps the last.
+                    line = json.dumps({'no_truth': missing, 'ui_lock': True,
+                                       'motion_allowed': False}, separators=(',', ':'))
+                    if line != last_line:
+                        print(line, flush=True)
+                        last_line = line
                 elif time.monotonic() > deadline:
-                    missing = sorted(set(truth.values()) - set(latest))
                     print(f'kilo7 probe: no {", ".join(missing)} truth in {args.timeout:g} s',
                           file=sys.stderr)
                     return 1

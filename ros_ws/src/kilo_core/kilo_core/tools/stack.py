@@ -34,7 +34,14 @@ from kilo_core import contract
 from kilo_core.node_shell import TRUTH_SUB_QOS
 from kilo_core.tools.broker import Broker
 from kilo_core.tools.processes import EXECUTABLES, start_node, stop_nodes
-from kilo_core.tools.truth_view import CHANGE_TOPICS, render, summarize, VIEW_TOPICS
+from kilo_core.tools.truth_view import (
+    CHANGE_TOPICS,
+    render,
+    silent_line,
+    STALE_AFTER_S,
+    summarize,
+    VIEW_TOPICS,
+)
 
 REDRAW_S = 0.2
 # What another shell needs to reach this stack's DDS domain (the broker: phone_env()).
@@ -60,7 +67,8 @@ class TruthView:
         self.live = live
         self.header = header
         self.latest: dict[str, dict] = {}
-        self.lines: dict[str, str] = {}
+        self.received: dict[str, float] = {}
+        self.lines: dict[str, str | None] = {}
         for topic in VIEW_TOPICS:
             node.create_subscription(String, topic.ros, self._callback(topic), TRUTH_SUB_QOS)
 
@@ -68,15 +76,29 @@ class TruthView:
         def on_truth(msg: String) -> None:
             payload = json.loads(msg.data)
             self.latest[topic.ros] = payload
+            self.received[topic.ros] = time.monotonic()
             line = summarize(topic, payload)
             if not self.live and topic in CHANGE_TOPICS and self.lines.get(topic.ros) != line:
                 print(f'{time.strftime("%H:%M:%S")} {line}', flush=True)
             self.lines[topic.ros] = line
         return on_truth
 
+    def ages(self) -> dict[str, float]:
+        now = time.monotonic()
+        return {name: now - received for name, received in self.received.items()}
+
     def redraw(self) -> None:
-        sys.stdout.write('\x1b[H\x1b[J' + self.header + '\n\n' + render(self.latest) + '\n')
+        panel = render(self.latest, self.ages())
+        sys.stdout.write('\x1b[H\x1b[J' + self.header + '\n\n' + panel + '\n')
         sys.stdout.flush()
+
+    def report_silence(self) -> None:
+        """In a pipe: one line when a topic falls silent (its next message prints again)."""
+        for topic in CHANGE_TOPICS:
+            age = self.ages().get(topic.ros, 0.0)
+            if age > STALE_AFTER_S and self.lines.get(topic.ros) is not None:
+                print(f'{time.strftime("%H:%M:%S")} {silent_line(topic, age)}', flush=True)
+                self.lines[topic.ros] = None
 
 
 class RunDirBusy(Exception):
@@ -183,6 +205,8 @@ def run_stack(run_dir: Path) -> int:
             if live and time.monotonic() >= next_draw:
                 view.redraw()
                 next_draw = time.monotonic() + REDRAW_S
+            elif not live:
+                view.report_silence()
     except BrokenPipeError:
         pass
     except (FileNotFoundError, RuntimeError, subprocess.CalledProcessError) as exc:

@@ -30,8 +30,10 @@ def summarize(topic: contract.Topic, payload: Payload) -> str:
         nodes = payload['nodes']
         alive = sum(1 for state in nodes.values() if state['alive'])
         dead = [name for name, state in nodes.items() if not state['alive']]
+        links = nodes.get(contract.NODE_MQTT_BRIDGE, {}).get('links', {})
         return (f"system  mode={payload['mode']} nodes alive {alive}/{len(nodes)}"
-                + (f" stale: {', '.join(dead)}" if dead else ''))
+                + (f" stale: {', '.join(dead)}" if dead else '')
+                + ''.join(f' link {name}={state}' for name, state in links.items()))
     outputs = payload['outputs']
     return (f"model   {payload['profile']:5} speed={payload['inputs']['speed_mps']} "
             f"stop_distance_m={outputs['stop_distance_m']} valid={outputs['model_valid']}")
@@ -41,14 +43,28 @@ VIEW_TOPICS = (contract.STATE_SAFETY, contract.STATE_CONTROL, contract.RELAY_STA
                contract.STATE_SYSTEM, contract.STATE_SAFETY_MODEL)
 # In a pipe, only these change lines are printed (the model changes with every throttle).
 CHANGE_TOPICS = VIEW_TOPICS[:4]
+# Every truth topic is refreshed at least once a second (state_system_v1 the slowest):
+# a line older than this is a silent node's last word, not what the robot does now.
+STALE_AFTER_S = 3.0
 
 
-def render(latest: dict[str, Payload]) -> str:
-    """The full-screen panel: one line per truth topic, '(waiting)' until it arrives."""
+def silent_line(topic: contract.Topic, age_s: float) -> str:
+    return f'{topic.ros}: SILENT, no truth for {age_s:.0f} s (its last word is not current)'
+
+
+def render(latest: dict[str, Payload], ages_s: dict[str, float]) -> str:
+    """The full-screen panel: one line per truth topic, '(waiting)' until it arrives,
+    SILENT once it has been quiet for STALE_AFTER_S."""
     lines = ['KILO.7 truth (Ctrl-C to stop)', '']
     for topic in VIEW_TOPICS:
         payload = latest.get(topic.ros)
-        lines.append(summarize(topic, payload) if payload else f'{topic.ros}: (waiting)')
+        age = ages_s.get(topic.ros, 0.0)
+        if not payload:
+            lines.append(f'{topic.ros}: (waiting)')
+        elif age > STALE_AFTER_S:
+            lines.append(silent_line(topic, age))
+        else:
+            lines.append(summarize(topic, payload))
     return '\n'.join(lines)
 
 

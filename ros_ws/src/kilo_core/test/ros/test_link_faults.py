@@ -9,9 +9,11 @@ went on being called alive with the watchdog petted.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 import signal
 import socket
+import subprocess
 import time
 
 import pytest
@@ -20,7 +22,7 @@ from kilo_core import contract
 from kilo_core.core.requests import MAX_PAYLOAD_BYTES
 from kilo_core.tools.broker import Broker
 from kilo_core.tools.cli import request
-from kilo_core.tools.processes import BRIDGE, CORE_NODES
+from kilo_core.tools.processes import BRIDGE, CORE_NODES, executable
 
 from conftest import Stack
 import flows
@@ -34,6 +36,7 @@ CONTROL = contract.STATE_CONTROL.mqtt
 SAFETY = contract.STATE_SAFETY.mqtt
 ALERTS = contract.ALERTS.mqtt
 INJECT = Path(__file__).resolve().parent / 'inject'
+KILO7 = executable('kilo7')
 
 
 def drive_raw(steer: str, throttle: str) -> str:
@@ -100,16 +103,32 @@ def test_a_stop_with_non_ascii_text_latches(
 
 def test_a_silent_nodes_retained_truth_is_withdrawn_and_comes_back(
         bridged: Stack, phone: Phone, probe: Probe, broker: Broker) -> None:
-    """Defect 6: a frozen Control's last truth stayed retained as current."""
+    """Defect 6: a frozen Control's last truth stayed retained as current, and
+    `kilo7 probe` derived motion_allowed from it."""
+    as_phone = dict(os.environ, **broker.phone_env())
     with phone.heartbeats():
         flows.wait_heartbeat_seen(probe)
         flows.unlock(probe)
         with flows.driving(probe, throttle=0.4):
             phone.wait_for(CONTROL, lambda p: p['armed'], since=time.monotonic())
-            control_frozen_while_armed(bridged, phone, broker)
+            watch = subprocess.Popen([KILO7, 'probe', '--watch'], stdout=subprocess.PIPE,
+                                     text=True, env=as_phone)
+            try:
+                assert json.loads(watch.stdout.readline())['motion_allowed'] is True
+                control_frozen_while_armed(bridged, phone, broker, as_phone)
+                line = json.loads(watch.stdout.readline())
+                while 'no_truth' not in line:
+                    line = json.loads(watch.stdout.readline())
+                assert line == {'no_truth': ['control'], 'ui_lock': True,
+                                'motion_allowed': False}
+            finally:
+                watch.terminate()
+                watch.wait(timeout=5)
+                watch.stdout.close()
 
 
-def control_frozen_while_armed(bridged: Stack, phone: Phone, broker: Broker) -> None:
+def control_frozen_while_armed(bridged: Stack, phone: Phone, broker: Broker,
+                               as_phone: dict[str, str]) -> None:
     """SIGSTOP Control: its truth is withdrawn, a late phone gets none; SIGCONT: back."""
     frozen = time.monotonic()
     bridged.procs['control_pwm'].send_signal(signal.SIGSTOP)
@@ -122,6 +141,9 @@ def control_frozen_while_armed(bridged: Stack, phone: Phone, broker: Broker) -> 
             assert late.latest(SAFETY) is not None  # the gate is alive: its truth stays
         finally:
             late.close()
+        probed = subprocess.run([KILO7, 'probe', '--timeout', '2'], capture_output=True,
+                                text=True, env=as_phone, timeout=30)
+        assert probed.returncode == 1 and 'no control truth' in probed.stderr, probed
     finally:
         bridged.procs['control_pwm'].send_signal(signal.SIGCONT)
     back = phone.wait_for(CONTROL, lambda p: True, since=withdrawn, timeout=5.0)
