@@ -9,6 +9,7 @@ import pytest
 from kilo_core import contract
 from kilo_core.contract import RejectReason
 from kilo_core.core.bridge import Drop, Forward, IntentDebounce, PriorityDedupe, route, ROUTES
+from kilo_core.core.requests import MAX_PAYLOAD_BYTES
 
 from helpers import payload
 
@@ -69,6 +70,34 @@ def test_invalid_drives_are_dropped_with_a_reason(raw: bytes, reason: RejectReas
     decision = route('kilo/cmd/drive', raw, False)
     assert isinstance(decision, Drop)
     assert decision.reason is reason
+
+
+def test_a_huge_integer_is_clamped_not_overflowed() -> None:
+    raw = ('{"schema_version":"cmd_drive_v1","ts_ms":1,"steer":1' + '0' * 400
+           + ',"throttle":-9' + '9' * 400 + '}').encode()
+    forward = route(contract.DRIVE.mqtt, raw, retained=False)
+    assert isinstance(forward, Forward)
+    assert (forward.payload['steer'], forward.payload['throttle']) == (1.0, -1.0)
+    assert forward.clamped == ('steer', 'throttle')
+
+
+def test_non_ascii_is_forwarded_as_utf8_and_never_grows() -> None:
+    body = {'schema_version': 'cmd_stop_v1', 'ts_ms': 1, 'note': '\U0001F6D1' * 900}
+    raw = json.dumps(body, ensure_ascii=False).encode('utf-8')
+    forward = route(contract.STOP.mqtt, raw, retained=False)
+    assert isinstance(forward, Forward)
+    assert len(forward.text.encode('utf-8')) <= len(raw)
+    assert json.loads(forward.text) == body
+
+
+def test_what_still_grows_past_the_limit_once_re_encoded_is_dropped_too_large() -> None:
+    # 1E5 (3 bytes) re-encodes as 100000.0 (8): valid as sent, too large as forwarded.
+    numbers = ','.join(['1E5'] * 900)
+    raw = f'{{"schema_version":"cmd_heartbeat_v1","ts_ms":1,"x":[{numbers}]}}'.encode()
+    assert len(raw) <= MAX_PAYLOAD_BYTES
+    drop = route(contract.HEARTBEAT.mqtt, raw, retained=False)
+    assert isinstance(drop, Drop) and drop.reason is RejectReason.TOO_LARGE
+    assert 'once re-encoded' in drop.detail
 
 
 def test_retained_requests_are_never_forwarded_even_when_valid() -> None:

@@ -33,3 +33,16 @@ def test_discard_unsent_empties_the_resend_queue() -> None:
 def test_failed_reason_codes() -> None:
     assert not mqtt_link.failed(0)
     assert mqtt_link.failed(0x87)  # not authorized
+
+
+def test_link_problem_reads_the_paho_internals_it_relies_on() -> None:
+    """link_problem uses _thread and when the thread last heard the broker: attributes
+    paho 1.6 and 2.x both have (this fails if a paho release renames them)."""
+    client = mqtt_link.new_client('kilo7-test')
+    assert client._thread is None
+    assert mqtt_link.link_problem(client, keepalive_s=10) == 'network thread dead'
+    assert isinstance(mqtt_link.last_heard(client), float)
+
+
+def test_retained_truth_expires() -> None:
+    assert mqtt_link.expiring(3).MessageExpiryInterval == 3
