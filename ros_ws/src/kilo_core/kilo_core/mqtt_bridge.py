@@ -284,9 +284,12 @@ class MqttBridge(KiloNode):
 
     def _withdraw_stale_truth(self, now: float) -> None:
         """Clear the retained message of each bridged truth topic whose source went
-        silent: the last truth of a frozen or dead node is not current truth."""
+        silent: the last truth of a frozen or dead node is not current truth. (A topic
+        this bridge never heard has nothing of its own to withdraw; what an earlier
+        bridge left expires at the broker.)"""
         for topic in BRIDGED_TRUTH:
-            if topic in self._withdrawn or self._watch.fresh(topic, now):
+            if (topic in self._withdrawn or self._watch.age_ms(topic, now) is None
+                    or self._watch.fresh(topic, now)):
                 continue
             self._withdrawn.add(topic)
             self._latest.pop(topic, None)
