@@ -1,5 +1,5 @@
 """The kilo7 .deb in a real systemd: install, the boot record, the field audit, hardening,
-watchdog, upgrade, remove, purge.
+watchdog (a hung node, a dead MQTT link thread), upgrade, remove, purge.
 
 A Debian bookworm container (podman + runc) with systemd as PID 1 and ROS 2 from PyPI
 wheels in /opt/ros-wheels. The steps share one container and run in file order, as an
@@ -16,6 +16,7 @@ import json
 import os
 from pathlib import Path
 import shlex
+import signal
 import subprocess
 import time
 
@@ -27,6 +28,15 @@ REPO = Path(__file__).resolve().parents[2]
 AUDIT = REPO / 'tests' / 'audit'
 PIGPIOD_DOUBLE = REPO / 'ros_ws' / 'src' / 'kilo_core' / 'test' / 'ros' / 'pigpiod_double.py'
 CONTAINER_PHONE = Path(__file__).resolve().parent / 'container_phone.sh'
+FAULT_INJECTOR = PIGPIOD_DOUBLE.parent / 'inject' / 'sitecustomize.py'
+# Readable inside the unit's sandbox (ProtectSystem=strict leaves /usr readable; /tmp is
+# private to the unit, /root hidden by ProtectHome).
+FAULT_INJECTOR_DIR = '/usr/local/lib/kilo7-fault-inject'
+# A runtime drop-in: gone at the next boot even if this test never cleans up.
+FAULT_DROP_IN = '/run/systemd/system/kilo7-mqtt-bridge.service.d/fault-inject.conf'
+# What the phone sees: its own user on its own listener.
+PHONE_SUB = ('mosquitto_sub -p 1884 -u kilo7-phone '
+             '-P "$(cat /etc/kilo7/mosquitto/kilo7-phone.password)"')
 PIGPIO_CONFIG = '/opt/kilo7/config/pigpio-test.yaml'
 UNITS = ('kilo7-control', 'kilo7-safety-gate', 'kilo7-relay-kill', 'kilo7-mqtt-bridge')
 UNDERLAY = '/opt/ros-wheels/bin/activate'
@@ -228,6 +238,59 @@ def test_a_hung_node_is_restarted_by_the_watchdog(robot: Container) -> None:
     # The restarted Control boots fail-closed.
     control = robot.truth(contract.STATE_CONTROL.mqtt)
     assert control['locked'] is True and control['applied']['throttle'] == 0.0
+
+
+def test_a_dead_link_thread_stops_the_pets_and_systemd_restarts_the_bridge(
+        robot: Container) -> None:
+    """Issue 11: the bridge lives on with its main MQTT link's network thread killed (the
+    test's fault injector, SIGUSR2); it must stop petting the watchdog, so systemd kills
+    and restarts it once, and the phone gets truth again."""
+    bridge = 'kilo7-mqtt-bridge'
+    robot.sh(f'mkdir -p {FAULT_INJECTOR_DIR} {Path(FAULT_DROP_IN).parent}')
+    subprocess.run(['podman', 'cp', str(FAULT_INJECTOR), f'{robot.name}:{FAULT_INJECTOR_DIR}/'],
+                   check=True)
+    # A live health message (-R: not a retained one) that says ok.
+    health_ok = f'{PHONE_SUB} -R -t {contract.HEALTH.mqtt} -C 1 -W 10 | grep \'"ok":true\''
+    try:
+        robot.sh(f'printf "[Service]\\nEnvironment=PYTHONPATH={FAULT_INJECTOR_DIR}\\n" '
+                 f'> {FAULT_DROP_IN} && systemctl daemon-reload')
+        # The earlier tests' restarts of kilo7.target count against StartLimitBurst (5 in
+        # 60 s); this test adds three starts and the upgrade after it one more.
+        robot.sh(f'systemctl reset-failed {bridge}')
+        robot.sh(f'systemctl restart {bridge}')
+        robot.wait(health_ok, timeout=30)
+        before = robot.show(bridge, 'MainPID', 'NRestarts')
+        pid = before['MainPID']
+        # `--kill-whom=main` reaches the node only because ExecStart execs it (`ros2 run`
+        # would be the main process and keep the node as its child).
+        assert 'lib/kilo_core/mqtt_bridge' in robot.sh(f"tr '\\0' ' ' < /proc/{pid}/cmdline")
+        # The injector is loaded: the node catches SIGUSR2, which would otherwise kill it
+        # and restart it for the wrong reason.
+        caught = int(robot.sh(f"awk '/^SigCgt:/ {{print $2}}' /proc/{pid}/status"), 16)
+        assert caught >> (signal.SIGUSR2 - 1) & 1, 'fault injector not loaded'
+
+        since = robot.sh('date "+%Y-%m-%d %H:%M:%S"')
+        robot.sh(f'systemctl kill --kill-whom=main -s SIGUSR2 {bridge}')
+        restarts = int(before['NRestarts']) + 1
+        robot.wait(f'[ "$(systemctl show {bridge} -p NRestarts --value)" = {restarts} ]',
+                   timeout=30)
+        robot.wait(f'[ "$(systemctl show {bridge} -p SubState --value)" = running ]')
+        log = robot.sh(f'journalctl -u {bridge} --since "{since}" --no-pager')
+        assert 'watchdog not petted: mqtt link main: network thread dead' in log, log
+        assert 'Watchdog timeout' in log and "Failed with result 'watchdog'" in log, log
+
+        # Truth flows again, live from the new process, and it stays up.
+        health = json.loads(robot.wait(health_ok, timeout=30))
+        assert health['links'] == {'main': 'connected', 'priority': 'connected'}
+        control = json.loads(robot.wait(
+            f'{PHONE_SUB} -R -t {contract.STATE_CONTROL.mqtt} -C 1 -W 10', timeout=30))
+        assert control['schema_version'] == contract.STATE_CONTROL.schema
+        after = robot.show(bridge, 'MainPID', 'NRestarts')
+        assert after['NRestarts'] == str(restarts) and after['MainPID'] != pid
+    finally:
+        robot.sh(f'rm -f {FAULT_DROP_IN} && systemctl daemon-reload '
+                 f'&& systemctl restart {bridge}')
+        robot.wait_all_running()
 
 
 def test_upgrade_restarts_the_services_fail_closed(robot: Container) -> None:
