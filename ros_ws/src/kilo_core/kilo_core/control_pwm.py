@@ -27,11 +27,13 @@ class ControlPwmNode(KiloNode):
         self.next_connect = now
         self.written: tuple[int, int] | None = None
         self.truth = TruthPublisher(self, contract.STATE_CONTROL)
-        self.subscribe_json(contract.DRIVE, self.drive_callback)
-        self.subscribe_json(contract.HEARTBEAT, self.heartbeat_callback)
-        self.subscribe_json(contract.STOP, self.stop_callback)
+        # Unlocks before STOP: of callbacks ready together rclpy runs the earlier-made
+        # subscription's first, and a STOP must win over an unlock that came with it.
         self.subscribe_json(contract.UNLOCK, self.unlock_callback)
         self.subscribe_json(contract.INTENT, self.intent_callback)
+        self.subscribe_json(contract.STOP, self.stop_callback)
+        self.subscribe_json(contract.DRIVE, self.drive_callback)
+        self.subscribe_json(contract.HEARTBEAT, self.heartbeat_callback)
         self.subscribe_json(contract.STATE_SAFETY, self.gate_callback, TRUTH_SUB_QOS)
         self.subscribe_json(contract.RELAY_STATUS, self.relay_callback, TRUTH_SUB_QOS)
         self.create_timer(1.0 / self.config.publish.tick_hz, self.tick_callback)

@@ -24,6 +24,7 @@ from importlib import metadata
 import json
 import math
 import os
+import secrets
 import threading
 from typing import Any
 
@@ -34,6 +35,7 @@ from kilo_core.contract import Intent, Mode
 from kilo_core.core import telemetry
 from kilo_core.core.alerts import Alert, AlertLimiter, RejectBurst, TransitionAlerts
 from kilo_core.core.bridge import (
+    clears_a_stop,
     Drop,
     Forward,
     IntentDebounce,
@@ -118,10 +120,14 @@ class MqttBridge(KiloNode):
         self.create_timer(1.0 / settings.health_hz, self._publish_health)
         self.create_timer(1.0 / LIVENESS_HZ, self._tick)
 
-        self._client = mqtt_link.new_client(self._settings.client_id)
+        # Client ids the phone cannot guess: the broker gives a client id to whoever
+        # connects last, so a phone reusing the bridge's id would knock it off the broker
+        # again and again (and STOPs with it).
+        client_id = f'{settings.client_id}-{secrets.token_hex(8)}'
+        self._client = mqtt_link.new_client(client_id)
         # STOP also comes in on a connection of its own: under a flood the main one
         # falls behind, and a STOP must not queue behind thousands of other messages.
-        self._priority_client = mqtt_link.new_client(f'{self._settings.client_id}-priority')
+        self._priority_client = mqtt_link.new_client(f'{client_id}-priority')
         self._priority_topics = {topic.mqtt for topic in contract.PRIORITY_REQUESTS}
         self._dedupe = PriorityDedupe(PRIORITY_DEDUPE_S)
         self._links = {'main': self._client, 'priority': self._priority_client}
@@ -156,7 +162,7 @@ class MqttBridge(KiloNode):
         mqtt_link.on_disconnect(client, self._on_disconnect, contain)
         mqtt_link.on_message(client, self._on_request, contain)
         self.get_logger().info(
-            f'broker {settings.host}:{settings.port} as {settings.client_id!r}'
+            f'broker {settings.host}:{settings.port} as {mqtt_link.client_name(client)!r}'
             f'{" with TLS" if settings.tls.enabled else ""} (paho-mqtt {mqtt_link.PAHO_VERSION})')
         # connect_async + loop_start: paho retries with backoff if the broker is not up yet.
         # A clean start every time: a resumed session could deliver requests the broker
@@ -232,6 +238,8 @@ class MqttBridge(KiloNode):
                     decision.payload, now):
                 return
             self._requests_out[decision.topic].publish(String(data=decision.text))
+            if clears_a_stop(decision):
+                self._dedupe.forget()
             if decision.clamped:
                 self.log_throttled(
                     'info', f'clamped {mqtt_topic}',
@@ -370,6 +378,7 @@ class MqttBridge(KiloNode):
             return
         payload = telemetry.system_payload(
             self._mode, nodes, machine.read(), self._rejected, wall_ms())
+        payload['callback_errors'] = self.callback_errors  # on MQTT as on ROS
         self._system_truth.publish(payload, force=True)
         self._publish_mqtt(contract.STATE_SYSTEM.mqtt, _json(payload))
 

@@ -21,13 +21,16 @@ class SafetyGateNode(KiloNode):
         self.model_truth = TruthPublisher(self, contract.STATE_SAFETY_MODEL)
         self.control_truth = Freshness(self.config.ttl.truth_ttl_ms)
         self.applied_throttle = 0.0
-        self.subscribe_json(contract.STOP, self.stop_callback)
+        # rclpy runs the callbacks that are ready at one wake-up in the order their
+        # subscriptions were made: requests that clear come before STOP, so a STOP that
+        # arrives with a clear_stop or an unlock (sent after it or not) always wins.
         self.subscribe_json(contract.CLEAR_STOP, self.clear_stop_callback)
         self.subscribe_json(contract.UNLOCK, self.unlock_callback)
+        self.subscribe_json(contract.INTENT, self.intent_callback)
+        self.subscribe_json(contract.STOP, self.stop_callback)
         self.subscribe_json(contract.HEARTBEAT, self.heartbeat_callback)
         self.subscribe_json(contract.DRIVE, self.drive_callback)
         self.subscribe_json(contract.PHONE_IMU, self.imu_callback)
-        self.subscribe_json(contract.INTENT, self.intent_callback)
         self.subscribe_json(contract.STATE_CONTROL, self.control_callback, TRUTH_SUB_QOS)
         self.create_timer(1.0 / self.config.publish.tick_hz, self.tick_callback)
         self.create_timer(1.0 / self.config.publish.truth_hz, self.publish_callback)

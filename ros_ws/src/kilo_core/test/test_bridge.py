@@ -8,7 +8,15 @@ import pytest
 
 from kilo_core import contract
 from kilo_core.contract import RejectReason
-from kilo_core.core.bridge import Drop, Forward, IntentDebounce, PriorityDedupe, route, ROUTES
+from kilo_core.core.bridge import (
+    clears_a_stop,
+    Drop,
+    Forward,
+    IntentDebounce,
+    PriorityDedupe,
+    route,
+    ROUTES,
+)
 from kilo_core.core.requests import MAX_PAYLOAD_BYTES
 
 from helpers import payload
@@ -163,3 +171,32 @@ def test_a_priority_request_is_forwarded_once_from_whichever_link_is_first() -> 
     assert dedupe.first(contract.STOP.mqtt, other, 0.5)
     # A link that is down loses nothing: a copy that never comes back expires.
     assert dedupe.first(contract.STOP.mqtt, other, 10.0)
+
+
+def test_a_stop_copy_after_a_clearing_request_is_forwarded_again() -> None:
+    """STOP (priority link), clear_stop, then the main link's copy of that STOP: the
+    phone's last word was STOP, so the copy must latch again, not be dropped."""
+    dedupe = PriorityDedupe(5.0)
+    stop = payload(contract.STOP).encode()
+    assert dedupe.first(contract.STOP.mqtt, stop, 0.0)
+    clear = route(contract.CLEAR_STOP.mqtt, payload(contract.CLEAR_STOP).encode(), False)
+    assert isinstance(clear, Forward) and clears_a_stop(clear)
+    dedupe.forget()
+    assert dedupe.first(contract.STOP.mqtt, stop, 0.2)
+
+
+@pytest.mark.parametrize('topic, fields, clears', [
+    (contract.CLEAR_STOP, {}, True), (contract.UNLOCK, {}, True),
+    (contract.INTENT, {'intent': 'UNLOCK_REQUEST'}, True),
+    (contract.INTENT, {'intent': 'STOP'}, False), (contract.HEARTBEAT, {}, False),
+    (contract.DRIVE, {'steer': 0, 'throttle': 0}, False),
+])
+def test_which_requests_clear_a_stop(topic: contract.Topic, fields: dict, clears: bool) -> None:
+    forward = route(topic.mqtt, payload(topic, **fields).encode(), False)
+    assert isinstance(forward, Forward) and clears_a_stop(forward) is clears
+
+
+def test_a_lone_surrogate_escape_is_not_utf8_not_a_crash() -> None:
+    raw = b'{"schema_version":"cmd_stop_v1","ts_ms":1700000000000,"note":"\\ud800"}'
+    drop = route(contract.STOP.mqtt, raw, retained=False)
+    assert isinstance(drop, Drop) and drop.reason is RejectReason.NOT_UTF8

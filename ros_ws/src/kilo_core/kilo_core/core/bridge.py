@@ -93,7 +93,10 @@ def route(mqtt_topic: str, raw: bytes, retained: bool) -> Forward | Drop:
     if not isinstance(verdict, Accepted):
         return Drop(mqtt_topic, verdict.reason, verdict.detail)
     text = encode(verdict.payload)
-    size = len(text.encode('utf-8'))
+    try:
+        size = len(text.encode('utf-8'))
+    except UnicodeEncodeError as exc:  # a "\ud800" escape: valid JSON, not Unicode text
+        return Drop(mqtt_topic, RejectReason.NOT_UTF8, f'not encodable as UTF-8: {exc}')
     if size > MAX_PAYLOAD_BYTES:
         # What the bridge forwards, the nodes must accept: never pass on what they drop.
         return Drop(mqtt_topic, RejectReason.TOO_LARGE,
@@ -123,15 +126,33 @@ class IntentDebounce:
         return True
 
 
+def clears_a_stop(forward: Forward) -> bool:
+    """Whether a forwarded request can clear a STOP: clear_stop (the gate's latch),
+    unlock or an UNLOCK_REQUEST intent (Control's EXPLICIT_STOP lock)."""
+    if forward.topic is contract.INTENT:
+        return forward.payload['intent'] == Intent.UNLOCK_REQUEST.value
+    return forward.topic in (contract.CLEAR_STOP, contract.UNLOCK)
+
+
 class PriorityDedupe:
     """A priority request arrives twice, on the bridge's priority connection and on its
     main one: forward the first copy, drop the other (the same bytes within
     ``window_s``). Whichever link is faster wins, and a link that is down loses nothing.
+
+    Unless a request that clears a STOP was forwarded between the copies (``forget``):
+    the phone's clear_stop then STOP can reach the bridge as STOP (priority link),
+    clear_stop, STOP (main link), and dropping that last copy would leave the robot
+    unlatched although the phone's last word was STOP. A STOP forwarded twice costs
+    nothing; in the other order (STOP, clear_stop, late copy) the robot stays stopped,
+    the safe side, until the operator clears it again.
     """
 
     def __init__(self, window_s: float) -> None:
         self.window_s = window_s
         self._seen: dict[tuple[str, bytes], float] = {}
+
+    def forget(self) -> None:
+        self._seen.clear()
 
     def first(self, mqtt_topic: str, raw: bytes, now: float) -> bool:
         self._seen = {k: t for k, t in self._seen.items() if now - t < self.window_s}

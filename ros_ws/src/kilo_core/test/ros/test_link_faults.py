@@ -20,6 +20,7 @@ import pytest
 
 from kilo_core import contract
 from kilo_core.core.requests import MAX_PAYLOAD_BYTES
+from kilo_core.mqtt_bridge import PRIORITY_DEDUPE_S
 from kilo_core.tools.broker import Broker
 from kilo_core.tools.cli import request
 from kilo_core.tools.processes import BRIDGE, CORE_NODES, executable
@@ -214,3 +215,59 @@ def received(listener: socket.socket, seconds: float) -> list[str]:
         except TimeoutError:
             pass
     return states
+
+
+def test_clear_stop_then_stop_behind_a_busy_main_link_stays_latched(
+        bridged: Stack, phone: Phone, probe: Probe) -> None:
+    """Found by an attacker: the STOP's priority copy overtook the clear_stop sent before
+    it, and its main-link copy was then dropped as a duplicate: no latch, the robot drove
+    after the next unlock."""
+    with phone.heartbeats():
+        flows.wait_heartbeat_seen(probe)
+        since = time.monotonic()
+        phone.send(contract.STOP)
+        probe.wait_for(contract.STATE_SAFETY, lambda p: p['stop_latched'], since=since)
+        time.sleep(PRIORITY_DEDUPE_S + 1.0)  # a STOP with new bytes, past the window
+        heartbeat = json.dumps(request(contract.HEARTBEAT)).encode()
+        for _ in range(1500):  # the main link falls behind these; the priority one not
+            phone.client.publish(contract.HEARTBEAT.mqtt, heartbeat, qos=0)
+        phone.send(contract.CLEAR_STOP)
+        phone.send(contract.STOP)
+        time.sleep(3.0)
+        assert probe.latest(contract.STATE_SAFETY)['stop_latched'] is True
+        since = time.monotonic()
+        phone.send(contract.UNLOCK)
+        gate = probe.wait_for(contract.STATE_SAFETY,
+                              lambda p: p['last_unlock_result'] is not None, since=since)
+        assert gate['last_unlock_result'] == 'REFUSED_CONDITION_ACTIVE'
+
+
+def test_a_phone_using_the_bridges_client_id_cannot_knock_it_off(
+        bridged: Stack, phone: Phone, probe: Probe, broker: Broker) -> None:
+    """Found by an attacker: the broker hands a client id to whoever connects last, and
+    two phones reconnecting as kilo7-bridge and kilo7-bridge-priority cut both links."""
+    impostors = [Phone.of(broker, client_id=name, subscribe=())
+                 for name in ('kilo7-bridge', 'kilo7-bridge-priority')]
+    try:
+        since = time.monotonic()
+        phone.send(contract.STOP)
+        probe.wait_for(contract.STATE_SAFETY, lambda p: p['stop_latched'], since=since)
+        assert len(probe.messages(contract.STOP, since=since)) == 1
+    finally:
+        for impostor in impostors:
+            impostor.close()
+    no_callback_errors(phone)
+    assert 'broker connection lost' not in bridged.log(BRIDGE)
+
+
+def test_a_lone_surrogate_escape_is_rejected_and_counted_not_an_internal_error(
+        bridged: Stack, phone: Phone, probe: Probe) -> None:
+    """Found by an attacker: "\\ud800" is valid JSON but no UTF-8 text; encoding it for
+    ROS raised inside the bridge's callback (contained, but a CRITICAL alert)."""
+    phone.send_raw(contract.STOP.mqtt,
+                   b'{"schema_version":"cmd_stop_v1","ts_ms":1700000000000,"note":"\\ud800"}')
+    system = phone.wait_for(contract.STATE_SYSTEM.mqtt,
+                            lambda p: p['rejected'].get('NOT_UTF8') == 1, timeout=5.0)
+    assert system['callback_errors'] == 0
+    assert_link_forwards(phone, probe)
+    no_callback_errors(phone)
