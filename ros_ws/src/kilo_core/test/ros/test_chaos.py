@@ -25,7 +25,6 @@ import time
 import pytest
 
 from kilo_core import contract
-from kilo_core.core import config as config_core
 from kilo_core.core import pwm
 from kilo_core.tools.broker import Broker
 from kilo_core.tools.processes import BRIDGE, CORE_NODES, EXECUTABLES, start_node
@@ -36,18 +35,14 @@ from invariants import all_breaches, collect
 from phone import Phone
 from pigpiod_double import PigpiodDouble
 from probe import Probe
+import sessions
+from sessions import CONFIG, CONTROL, SAFETY, STEP_TIMEOUT_S, THROTTLE_GPIO
 
 pytestmark = [pytest.mark.ros, pytest.mark.mqtt, pytest.mark.chaos]
 
-CONFIG = config_core.load()
-THROTTLE_GPIO = CONFIG.control.throttle.gpio
-NEUTRAL_US = CONFIG.control.throttle.neutral_us
 DRIVE_THROTTLE = 0.3
 DRIVE_US = pwm.throttle_pulse_us(DRIVE_THROTTLE, CONFIG.control.throttle)
-SAFETY = contract.STATE_SAFETY.mqtt
-CONTROL = contract.STATE_CONTROL.mqtt
 HEALTH = contract.HEALTH.mqtt
-STEP_TIMEOUT_S = 15.0
 FREEZE_S = 1.5
 # After a burst, for the bridge and the nodes to work through what reached them.
 SETTLE_S = 1.0
@@ -158,44 +153,20 @@ class Chaos:
     def session(self, phone: Phone) -> None:
         """heartbeat -> (clear_stop) -> unlock -> drive -> STOP -> clear_stop -> unlock,
         each step waiting for its effect in the truth a UI reads and at the double."""
-        def step(what: str, topic: str, predicate: Callable[[dict], bool],
-                 since: float) -> dict:
-            try:
-                return phone.wait_for(topic, predicate, timeout=STEP_TIMEOUT_S, since=since)
-            except AssertionError as exc:
-                raise AssertionError(f'well-behaved phone stuck at {what}: {exc}') from None
-
         with phone.heartbeats(hz=5.0):
-            safety = step('heartbeat', SAFETY, lambda p: p['heartbeat_ok'], time.monotonic())
+            safety = sessions.step(phone, 'heartbeat', SAFETY, lambda p: p['heartbeat_ok'],
+                                   time.monotonic())
             if safety['stop_latched']:
-                since = time.monotonic()
-                phone.send(contract.CLEAR_STOP)
-                step('clear_stop', SAFETY, lambda p: not p['stop_latched'], since)
-            self.unlock(phone, step)
+                sessions.clear_stop(phone)
+            sessions.unlock(phone)
             since = time.monotonic()
             with phone.stream(contract.DRIVE, 20.0, steer=0.0, throttle=DRIVE_THROTTLE):
-                step('drive', CONTROL, lambda p: p['armed'], since)
+                sessions.step(phone, 'drive', CONTROL, lambda p: p['armed'], since)
                 self.double.wait_servo(THROTTLE_GPIO, DRIVE_US, since, STEP_TIMEOUT_S)
-                since = time.monotonic()
-                phone.send(contract.STOP)
-                step('STOP', CONTROL, lambda p: 'EXPLICIT_STOP' in p['locked_reasons']
-                     and p['applied']['throttle'] == 0.0, since)
-                self.double.wait_servo(THROTTLE_GPIO, NEUTRAL_US, since, STEP_TIMEOUT_S)
-            since = time.monotonic()
-            phone.send(contract.CLEAR_STOP)
-            step('clear_stop', SAFETY, lambda p: not p['stop_latched'], since)
-            self.unlock(phone, step)
+                sessions.stop(phone, self.double)
+            sessions.clear_stop(phone)
+            sessions.unlock(phone)
         self.counts['sessions'] += 1
-
-    @staticmethod
-    def unlock(phone: Phone, step: Callable[..., dict]) -> None:
-        since = time.monotonic()
-        step('unlock allowed', SAFETY, lambda p: p['unlock_allowed'], since)
-        step('unlock allowed', CONTROL, lambda p: p['unlock_allowed'], since)
-        since = time.monotonic()
-        phone.send(contract.UNLOCK)
-        step('unlock', SAFETY, lambda p: p['safe_to_move'], since)
-        step('unlock', CONTROL, lambda p: not p['locked'], since)
 
 
 @pytest.fixture

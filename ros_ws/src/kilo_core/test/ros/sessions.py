@@ -1,0 +1,62 @@
+"""A well-behaved phone's steps over MQTT, each one waiting for its verdict in the truth a
+UI reads (and, for a STOP, for the neutral pulse at the pigpiod double). Used by the
+chaos suite and the soak; a step that does not come true in STEP_TIMEOUT_S fails with
+the step's name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+import time
+
+from kilo_core import contract
+from kilo_core.core import config as config_core
+
+from phone import Payload, Phone
+from pigpiod_double import PigpiodDouble
+
+CONFIG = config_core.load()
+THROTTLE_GPIO = CONFIG.control.throttle.gpio
+NEUTRAL_US = CONFIG.control.throttle.neutral_us
+SAFETY = contract.STATE_SAFETY.mqtt
+CONTROL = contract.STATE_CONTROL.mqtt
+STEP_TIMEOUT_S = 15.0
+
+
+def step(phone: Phone, what: str, topic: str, predicate: Callable[[Payload], bool],
+         since: float) -> Payload:
+    """The first truth on ``topic`` after ``since`` satisfying ``predicate``."""
+    try:
+        return phone.wait_for(topic, predicate, timeout=STEP_TIMEOUT_S, since=since)
+    except AssertionError as exc:
+        raise AssertionError(f'well-behaved phone stuck at {what}: {exc}') from None
+
+
+def unlock(phone: Phone) -> None:
+    """Wait until both the gate and Control would accept an unlock, send one, and wait
+    for motion to be allowed and Control unlocked."""
+    since = time.monotonic()
+    step(phone, 'unlock allowed', SAFETY, lambda p: p['unlock_allowed'], since)
+    step(phone, 'unlock allowed', CONTROL, lambda p: p['unlock_allowed'], since)
+    since = time.monotonic()
+    phone.send(contract.UNLOCK)
+    step(phone, 'unlock', SAFETY, lambda p: p['safe_to_move'], since)
+    step(phone, 'unlock', CONTROL, lambda p: not p['locked'], since)
+
+
+def stop(phone: Phone, double: PigpiodDouble) -> None:
+    """STOP, until Control is locked on it with the throttle neutral, in truth and at
+    the double."""
+    since = time.monotonic()
+    phone.send(contract.STOP)
+    step(phone, 'STOP', CONTROL,
+         lambda p: contract.LockReason.EXPLICIT_STOP in p['locked_reasons']
+         and p['applied']['throttle'] == 0.0, since)
+    double.wait_servo(THROTTLE_GPIO, NEUTRAL_US, since, STEP_TIMEOUT_S)
+
+
+def clear_stop(phone: Phone) -> None:
+    """clear_stop, until the gate's stop latch is released."""
+    since = time.monotonic()
+    phone.send(contract.CLEAR_STOP)
+    step(phone, 'clear_stop', SAFETY, lambda p: not p['stop_latched'], since)
