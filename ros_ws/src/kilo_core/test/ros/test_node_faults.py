@@ -15,11 +15,12 @@ from conftest import ClockStep, Stack
 from flows import drive, driving, neutral, unlock
 
 pytestmark = pytest.mark.ros
+
+
+# clock_step first: the nodes must start with the shim preloaded.
 def test_a_wall_clock_step_back_does_not_freeze_the_ttls(
-        stack: Stack, clock_step: ClockStep) -> None:
-    stack.start()
-    stack.wait_ready()
-    probe = stack.probe
+        clock_step: ClockStep, running: Stack) -> None:
+    probe = running.probe
     with probe.heartbeats():
         unlock(probe)
         with driving(probe, 0.4):
@@ -40,10 +41,8 @@ def test_a_wall_clock_step_back_does_not_freeze_the_ttls(
 
 
 def test_a_wall_clock_step_forward_expires_nothing(
-        stack: Stack, clock_step: ClockStep) -> None:
-    stack.start()
-    stack.wait_ready()
-    probe = stack.probe
+        clock_step: ClockStep, running: Stack) -> None:
+    probe = running.probe
     with probe.heartbeats():
         unlock(probe)
         with driving(probe, 0.4):

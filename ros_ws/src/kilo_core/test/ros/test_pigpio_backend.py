@@ -29,6 +29,13 @@ STEER_GPIO, THROTTLE_GPIO, RELAY_GPIO = 18, 13, 17
 HANG_BOUND_S = 5.0
 
 
+def neutral_hook(stack: Stack) -> subprocess.CompletedProcess:
+    """Control's ExecStopPost= hook, with the stack's config."""
+    return subprocess.run([sys.executable, '-m', 'kilo_core.neutral_outputs'],
+                          env=dict(os.environ, KILO_CONFIG=str(stack.config_path)),
+                          capture_output=True, text=True, timeout=30)
+
+
 @pytest.fixture
 def pigpio_stack(pigpiod: PigpiodDouble, stack: Stack) -> Stack:
     """The three nodes on the pigpio backends (level relay), up and matched."""
@@ -104,18 +111,14 @@ def test_control_killed_mid_drive_kills_the_relay_and_its_stop_hook_writes_neutr
                            since=since)
     assert pigpiod.levels[RELAY_GPIO] == 0
     assert pigpiod.pulses[THROTTLE_GPIO] == 1700  # what a dead client leaves behind
-    hook = subprocess.run([sys.executable, '-m', 'kilo_core.neutral_outputs'],
-                          env=dict(os.environ, KILO_CONFIG=str(pigpio_stack.config_path)),
-                          capture_output=True, text=True, timeout=30)
+    hook = neutral_hook(pigpio_stack)
     assert hook.returncode == 0, hook.stderr
     assert pigpiod.pulses == {STEER_GPIO: 1500, THROTTLE_GPIO: 1500}
 
 
 def test_neutral_hook_fails_loudly_without_pigpiod(stack: Stack) -> None:
     pigpio_config(stack, free_port())
-    hook = subprocess.run([sys.executable, '-m', 'kilo_core.neutral_outputs'],
-                          env=dict(os.environ, KILO_CONFIG=str(stack.config_path)),
-                          capture_output=True, text=True, timeout=30)
+    hook = neutral_hook(stack)
     assert hook.returncode == 1
     assert 'FAILED, the ESC may hold its last pulse' in hook.stderr
 
@@ -212,9 +215,7 @@ def test_backend_call_to_pigpiod_that_hangs_is_a_hardware_fault_until_reconnecte
 def test_neutral_hook_fails_loudly_on_a_hung_pigpiod(pigpiod: PigpiodDouble, stack: Stack) -> None:
     pigpio_config(stack, pigpiod.port)
     pigpiod.hang()
-    hook = subprocess.run([sys.executable, '-m', 'kilo_core.neutral_outputs'],
-                          env=dict(os.environ, KILO_CONFIG=str(stack.config_path)),
-                          capture_output=True, text=True, timeout=30)
+    hook = neutral_hook(stack)
     assert hook.returncode == 1
     assert 'FAILED, the ESC may hold its last pulse' in hook.stderr
     assert 'timed out' in hook.stderr
