@@ -39,7 +39,8 @@ VALID_FIELDS: dict[contract.Topic, Callable[[random.Random], dict[str, Any]]] = 
     contract.PHONE_GPS: lambda r: {'lat': r.uniform(-90, 90), 'lon': r.uniform(-180, 180)},
 }
 ENVELOPE = '"schema_version":"cmd_drive_v1","ts_ms":1700000000000'
-# Invalid drives, one per reject reason the bridge's validation has.
+# Invalid drives, one per reject reason the bridge's validation has (TOO_DEEP is counted
+# as PARSE_ERROR by the bridge: nesting is checked by its parser).
 INVALID_DRIVES: dict[str, Callable[[random.Random], bytes]] = {
     'TOO_LARGE': lambda r: json.dumps(
         {**request(contract.DRIVE, steer=0, throttle=0), 'pad': 'x' * MAX_PAYLOAD_BYTES}
