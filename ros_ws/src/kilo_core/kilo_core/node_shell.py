@@ -10,6 +10,7 @@ from collections.abc import Callable
 import json
 import signal
 import sys
+import threading
 import time
 from typing import Any, Literal
 
@@ -39,6 +40,14 @@ REQUEST_QOS = QoSProfile(
 # Consumers of truth want only live samples: volatile is compatible with both publishers.
 TRUTH_SUB_QOS = QoSProfile(
     depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
+
+
+# The executor sleeps in the DDS wait set until its next timer, and Fast DDS (as the
+# PyPI wheels build it, at least) times that sleep on the wall clock: a step back of the
+# clock during it stretches the sleep by the step, and no steady timer runs meanwhile.
+# A thread on the steady clock wakes the executor this often, so a step can delay a
+# TTL check, a truth publish or the watchdog pet by at most this.
+STEADY_WAKE_S = 0.1
 
 
 def monotonic() -> float:
@@ -96,6 +105,13 @@ class KiloNode(Node):
         self.containment = Containment(
             self.get_logger().error, self.on_callback_error, monotonic)
         self.supervisor = Supervisor()
+        self._stopping = threading.Event()
+        self._wake = self.create_guard_condition(lambda: None)
+        waker = threading.Thread(target=self._steady_wake, name='kilo-steady-wake',
+                                 daemon=True)
+        waker.start()
+        self.supervisor.watch(
+            'steady waker', lambda: None if waker.is_alive() else 'thread dead')
         override = self.declare_parameter('config', '').value
         self.config = config_core.load(override or None)
         self._log_throttles: dict[float, LogThrottle] = {}
@@ -120,6 +136,14 @@ class KiloNode(Node):
         return super().create_timer(
             timer_period_sec, self.containment.wrap(site, callback), callback_group,
             clock or self.steady_clock, **kwargs)
+
+    def _steady_wake(self) -> None:
+        while not self._stopping.wait(STEADY_WAKE_S):  # Event.wait: the steady clock
+            self._wake.trigger()
+
+    def destroy_node(self) -> None:
+        self._stopping.set()
+        super().destroy_node()
 
     def watchdog_callback(self) -> None:
         problems = self.supervisor.problems()

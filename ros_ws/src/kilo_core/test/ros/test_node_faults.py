@@ -40,6 +40,27 @@ def test_a_wall_clock_step_back_does_not_freeze_the_ttls(
     assert gate['reason'] == 'HEARTBEAT_STALE'
 
 
+def test_a_wall_clock_step_back_while_the_nodes_sleep_does_not_freeze_them(
+        clock_step: ClockStep, running: Stack) -> None:
+    """Found by an attacker: the executor's sleep in the DDS wait set is timed on the wall
+    clock, so a step back during it stretched it by the step and no timer ran. Emulated
+    with the shim: the clock reads 30 s ahead for 0.2 s (the sleeps begun then end 30 s
+    late by the kernel's clock), then steps back."""
+    probe = running.probe
+    with probe.heartbeats():
+        unlock(probe)
+        with driving(probe, 0.4):
+            pass
+    silent = time.monotonic()  # nothing wakes the nodes from here on but their timers
+    clock_step.set(30.0)
+    time.sleep(0.2)
+    clock_step.set(0.0)
+    control = probe.wait_for(contract.STATE_CONTROL, neutral, since=silent, timeout=3.0)
+    assert control['stale_cmd'] is True
+    probe.wait_for(contract.STATE_CONTROL, lambda p: 'HEARTBEAT_STALE' in p['locked_reasons'],
+                   since=silent, timeout=5.0)
+
+
 def test_a_wall_clock_step_forward_expires_nothing(
         clock_step: ClockStep, running: Stack) -> None:
     probe = running.probe
