@@ -159,6 +159,19 @@ def connect(host: str, port: int, client_id: str, username: str | None = None,
         client.username_pw_set(username, password)
     if ca_file:
         use_tls(client, ca_file)
+    return _started(client, host, port, timeout_s)
+
+
+def connect_with(settings: MqttConfig, client_id: str, timeout_s: float) -> mqtt.Client:
+    """A connected client logged in with the bridge's settings (user, TLS)."""
+    client = new_client(client_id)
+    configure(client, settings)
+    return _started(client, settings.host, settings.port, timeout_s)
+
+
+def _started(client: mqtt.Client, host: str, port: int, timeout_s: float) -> mqtt.Client:
+    """Connect, start the network loop and wait for the broker's CONNACK; a refusal or
+    no answer raises ConnectionError naming the broker."""
     done = threading.Event()
     outcome: list[tuple[bool, str]] = []
 

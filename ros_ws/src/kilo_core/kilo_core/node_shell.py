@@ -105,7 +105,7 @@ class KiloNode(Node):
         self.containment = Containment(
             self.get_logger().error, self.on_callback_error, monotonic)
         self.supervisor = Supervisor()
-        self._stopping = threading.Event()
+        self._waking_ended = threading.Event()
         self._wake = self.create_guard_condition(lambda: None)
         waker = threading.Thread(target=self._steady_wake, name='kilo-steady-wake',
                                  daemon=True)
@@ -138,11 +138,11 @@ class KiloNode(Node):
             clock or self.steady_clock, **kwargs)
 
     def _steady_wake(self) -> None:
-        while not self._stopping.wait(STEADY_WAKE_S):  # Event.wait: the steady clock
+        while not self._waking_ended.wait(STEADY_WAKE_S):  # Event.wait: the steady clock
             self._wake.trigger()
 
     def destroy_node(self) -> None:
-        self._stopping.set()
+        self._waking_ended.set()  # the waker ends before the guard condition goes
         super().destroy_node()
 
     def watchdog_callback(self) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import signal
 import socket
 import subprocess
+import sys
 import time
 
 import pytest
@@ -21,7 +22,7 @@ import pytest
 from kilo_core import contract
 from kilo_core.core.requests import MAX_PAYLOAD_BYTES
 from kilo_core.mqtt_bridge import PRIORITY_DEDUPE_S
-from kilo_core.tools.broker import Broker
+from kilo_core.tools.broker import Broker, free_port
 from kilo_core.tools.cli import request
 from kilo_core.tools.processes import BRIDGE, CORE_NODES, executable
 
@@ -271,3 +272,45 @@ def test_a_lone_surrogate_escape_is_rejected_and_counted_not_an_internal_error(
     assert system['callback_errors'] == 0
     assert_link_forwards(phone, probe)
     no_callback_errors(phone)
+
+
+def withdraw_hook() -> subprocess.CompletedProcess:
+    """The bridge unit's ExecStopPost= hook, logging in as the bridge (the broker
+    fixture's environment)."""
+    return subprocess.run([sys.executable, '-m', 'kilo_core.withdraw_truth'],
+                          capture_output=True, text=True, timeout=30)
+
+
+def test_the_bridges_stop_hook_clears_the_truth_a_dead_bridge_left(
+        stack: Stack, phone: Phone, broker: Broker) -> None:
+    """Found by an attacker: the broker counts message expiry on the wall clock, so a
+    step back kept a dead bridge's "safe_to_move" retained for as long as the step.
+    Expiry is set long here (15 s) so that only the hook can have cleared it."""
+    stack.write_config('mqtt:\n  truth_refresh_hz: 0.2\n')
+    stack.start(*CORE_NODES, BRIDGE)
+    stack.wait_ready()
+    phone.wait_for(HEALTH, lambda p: p['ok'], timeout=10.0)
+    stack.kill(BRIDGE)
+    truth = {SAFETY, CONTROL, contract.STATE_SAFETY_MODEL.mqtt, contract.STATE_SYSTEM.mqtt}
+    assert truth <= served_to_a_late_phone(broker)  # still there: the hook is needed
+    hook = withdraw_hook()
+    assert hook.returncode == 0, hook.stderr
+    assert not truth & served_to_a_late_phone(broker)
+
+
+def served_to_a_late_phone(broker: Broker) -> set[str]:
+    late = Phone.of(broker, client_id=f'late-phone-{time.monotonic_ns()}')
+    try:
+        time.sleep(1.0)
+        return {m.topic for m in late.history if not m.withdrawn}
+    finally:
+        late.close()
+
+
+def test_the_bridges_stop_hook_fails_loudly_without_a_broker(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv('KILO_MQTT_HOST', '127.0.0.1')
+    monkeypatch.setenv('KILO_MQTT_PORT', str(free_port()))
+    hook = withdraw_hook()
+    assert hook.returncode == 1
+    assert 'FAILED at 127.0.0.1:' in hook.stderr and 'until it expires' in hook.stderr
