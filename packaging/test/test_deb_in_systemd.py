@@ -278,6 +278,8 @@ def test_a_dead_link_thread_stops_the_pets_and_systemd_restarts_the_bridge(
         log = robot.sh(f'journalctl -u {bridge} --since "{since}" --no-pager')
         assert 'watchdog not petted: mqtt link main: network thread dead' in log, log
         assert 'Watchdog timeout' in log and "Failed with result 'watchdog'" in log, log
+        # Its ExecStopPost= cleared the retained truth the aborted bridge left.
+        assert 'withdraw truth: cleared kilo/state/safety' in log, log
 
         # Truth flows again, live from the new process, and it stays up.
         health = json.loads(robot.wait(health_ok, timeout=30))
