@@ -105,17 +105,20 @@ class KiloNode(Node):
         self.containment = Containment(
             self.get_logger().error, self.on_callback_error, monotonic)
         self.supervisor = Supervisor()
+        # destroy_node runs even when the config below is refused (rclpy's shutdown).
         self._waking_ended = threading.Event()
-        self._wake = self.create_guard_condition(lambda: None)
-        waker = threading.Thread(target=self._steady_wake, name='kilo-steady-wake',
-                                 daemon=True)
-        waker.start()
-        self.supervisor.watch(
-            'steady waker', lambda: None if waker.is_alive() else 'thread dead')
+        self._waker: threading.Thread | None = None
         override = self.declare_parameter('config', '').value
         self.config = config_core.load(override or None)
         self._log_throttles: dict[float, LogThrottle] = {}
         self.get_logger().info(f'config: {self.config.source}')
+        self._wake = self.create_guard_condition(lambda: None)
+        waker = threading.Thread(target=self._steady_wake, name='kilo-steady-wake',
+                                 daemon=True)
+        waker.start()
+        self._waker = waker
+        self.supervisor.watch(
+            'steady waker', lambda: None if waker.is_alive() else 'thread dead')
         watchdog_s = systemd.watchdog_period_s()
         if watchdog_s is not None:
             # Petted from the executor, and only while every supervised part works: a
@@ -143,6 +146,8 @@ class KiloNode(Node):
 
     def destroy_node(self) -> None:
         self._waking_ended.set()  # the waker ends before the guard condition goes
+        if self._waker is not None:
+            self._waker.join(timeout=1.0)
         super().destroy_node()
 
     def watchdog_callback(self) -> None:
