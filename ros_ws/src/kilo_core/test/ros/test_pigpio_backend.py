@@ -154,6 +154,8 @@ def test_a_rejected_message_then_a_hardware_fault_keeps_control_and_relay_runnin
         spoof.publish(String(data='not json'))  # so does the relay
         pigpio_stack.wait_log('control_pwm', 'PARSE_ERROR')
         pigpio_stack.wait_log('relay_kill', 'PARSE_ERROR')
+        # The probe records the spoof too: only the nodes' truth may follow it.
+        probe.wait_for(contract.STATE_CONTROL, lambda p: 'unparsed' in p)
     finally:
         probe.node.destroy_publisher(spoof)
     since = time.monotonic()
