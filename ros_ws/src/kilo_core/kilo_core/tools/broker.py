@@ -10,6 +10,7 @@ mqtt-credentials script that makes them on a robot.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 import getpass
 import os
@@ -63,6 +64,16 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def free_ports(count: int) -> list[int]:
+    """``count`` different free ports: the kernel may hand the same one to two probes
+    made one after the other (CI saw a broker refuse to start on 1883 and 1884 alike)."""
+    with contextlib.ExitStack() as held:
+        probes = [held.enter_context(socket.socket()) for _ in range(count)]
+        for probe in probes:  # all bound at once, so all different
+            probe.bind(('127.0.0.1', 0))
+        return [probe.getsockname()[1] for probe in probes]
+
+
 @dataclass(frozen=True)
 class TlsFiles:
     """The TLS listener's certificates (copied to tls/ as on the robot)."""
@@ -105,13 +116,14 @@ class Broker:
         self.log_path = workdir / 'mosquitto.log' if log_path is None else log_path
         self.tls = tls
         self.sources = [MAIN_CONF]
-        self.ports = {LOOPBACK: free_port(), LAN: free_port()}
+        listeners = [LOOPBACK, LAN]
         if tls is not None:
             self.sources.append(TLS_CONF)
-            self.ports[TLS] = free_port()
+            listeners.append(TLS)
         if websockets:
             self.sources.append(WEBSOCKETS_CONF)
-            self.ports[WEBSOCKETS] = free_port()
+            listeners.append(WEBSOCKETS)
+        self.ports = dict(zip(listeners, free_ports(len(listeners)), strict=True))
         self.proc: subprocess.Popen | None = None
         self._provision()
 
