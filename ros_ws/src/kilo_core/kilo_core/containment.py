@@ -42,8 +42,8 @@ class Containment:
             return sum(self.errors.values())
 
     def wrap(self, site: str, callback: F) -> F:
-        """``callback`` with every Exception contained (BaseException passes: a
-        shutdown signal must still leave spin)."""
+        """``callback`` with every Exception contained (a BaseException such as
+        SystemExit or KeyboardInterrupt still ends what runs it)."""
         @functools.wraps(callback)
         def contained(*args: Any, **kwargs: Any) -> Any:
             try:

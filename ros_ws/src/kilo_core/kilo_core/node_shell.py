@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import rclpy
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
@@ -227,13 +227,12 @@ class TruthPublisher:
         return True
 
 
-class StopSignal(BaseException):
-    """SIGINT or SIGTERM arrived: leave spin and make outputs safe. A BaseException, like
-    KeyboardInterrupt: raised inside a callback, containment must let it through."""
+# Set by SIGINT/SIGTERM; the spin loop ends when it sees it.
+STOP_REQUESTED = threading.Event()
 
 
-def _raise_stop(signum: int, _frame: object) -> None:
-    raise StopSignal(signal.Signals(signum).name)
+def _request_stop(_signum: int, _frame: object) -> None:
+    STOP_REQUESTED.set()
 
 
 def run(node_factory: Callable[[], KiloNode], args: list[str] | None = None) -> None:
@@ -241,18 +240,24 @@ def run(node_factory: Callable[[], KiloNode], args: list[str] | None = None) -> 
 
     The node owns SIGINT/SIGTERM rather than rclpy: rclpy's handler shuts the context
     down under a spinning executor, which can surface as an RCLError instead of a clean
-    exit. Raising in the main thread leaves spin between callbacks, with the context
-    still valid for release().
+    exit. The handler only sets a flag: an exception raised from it lands wherever the
+    main thread is, inside rclpy's C++ too, where pybind turns it into a RuntimeError
+    (seen: a node exiting 1 on SIGTERM). The steady waker makes spin_once return at
+    least every STEADY_WAKE_S, so the flag is seen promptly, with the context still valid
+    for release().
     """
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, _raise_stop)
+        signal.signal(signum, _request_stop)
     node: KiloNode | None = None
     exit_code = 0
     try:
         node = node_factory()
-        rclpy.spin(node)
-    except (StopSignal, ExternalShutdownException):
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        while not STOP_REQUESTED.is_set():
+            executor.spin_once()
+    except ExternalShutdownException:
         pass
     except config_core.ConfigError as exc:
         print(f'FATAL: {exc}', file=sys.stderr, flush=True)
