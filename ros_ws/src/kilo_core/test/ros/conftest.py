@@ -29,7 +29,7 @@ from kilo_core.tools.broker import Broker  # noqa: E402
 from kilo_core.tools.processes import BRIDGE, CORE_NODES, EXECUTABLES, start_node, stop_nodes  # noqa: E402
 
 from phone import Phone  # noqa: E402
-from pigpiod_double import PigpiodDouble  # noqa: E402
+from pigpiod_double import PigpiodProcess  # noqa: E402
 from probe import Probe  # noqa: E402
 
 # The truth each node publishes, which shows it is up.
@@ -98,13 +98,31 @@ def probe() -> Iterator[Probe]:
     probe.close()
     rclpy.try_shutdown()
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    report = yield
+    if report.when == 'call':
+        item.stash[CALL_FAILED] = report.failed
+    return report
+
+
+CALL_FAILED = pytest.StashKey[bool]()
+# How much of each node's log a failed test prints (CI keeps no tmp_path).
+LOG_TAIL_CHARS = 4000
+
+
 @pytest.fixture
-def stack(tmp_path: Path, probe: Probe, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+def stack(tmp_path: Path, probe: Probe, monkeypatch: pytest.MonkeyPatch,
+          request: pytest.FixtureRequest) -> Iterator[Stack]:
     monkeypatch.setenv('ROS_LOG_DIR', str(tmp_path / 'ros_log'))
     probe.clear()
     stack = Stack(tmp_path, probe)
     yield stack
     stack.stop_all()
+    if request.node.stash.get(CALL_FAILED, False):
+        for node, path in stack.logs.items():
+            print(f'--- {node} log (tail) ---\n'
+                  f'{path.read_text(encoding="utf-8", errors="replace")[-LOG_TAIL_CHARS:]}')
 
 @pytest.fixture
 def running(stack: Stack) -> Stack:
@@ -114,8 +132,8 @@ def running(stack: Stack) -> Stack:
     return stack
 
 @pytest.fixture
-def pigpiod() -> Iterator[PigpiodDouble]:
-    double = PigpiodDouble()
+def pigpiod() -> Iterator[PigpiodProcess]:
+    double = PigpiodProcess()
     yield double
     double.stop()
 

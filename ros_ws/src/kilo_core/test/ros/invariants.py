@@ -17,7 +17,7 @@ from kilo_core import contract
 from kilo_core.core.config import Config
 
 from phone import Phone
-from pigpiod_double import CMD_SERVO, PigpiodDouble
+from pigpiod_double import CMD_SERVO, GpioRecord
 from probe import Probe
 
 SKEW_S = 0.3
@@ -37,7 +37,7 @@ class Evidence:
     callback_errors: list[tuple[float, str, int]] = field(default_factory=list)
 
 
-def collect(probe: Probe, doubles: list[PigpiodDouble], phone: Phone,
+def collect(probe: Probe, doubles: list[GpioRecord], phone: Phone,
             throttle_gpio: int) -> Evidence:
     """The evidence of a run so far: what the probe recorded on ROS, the throttle pulses
     at each pigpiod double the run had, and the health the phone received."""

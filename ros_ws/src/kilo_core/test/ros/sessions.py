@@ -13,7 +13,7 @@ from kilo_core import contract
 from kilo_core.core import config as config_core
 
 from phone import Payload, Phone
-from pigpiod_double import PigpiodDouble
+from pigpiod_double import GpioRecord
 
 CONFIG = config_core.load()
 THROTTLE_GPIO = CONFIG.control.throttle.gpio
@@ -44,7 +44,7 @@ def unlock(phone: Phone) -> None:
     step(phone, 'unlock', CONTROL, lambda p: not p['locked'], since)
 
 
-def stop(phone: Phone, double: PigpiodDouble) -> None:
+def stop(phone: Phone, double: GpioRecord) -> None:
     """STOP, until Control is locked on it with the throttle neutral, in truth and at
     the double."""
     since = time.monotonic()

@@ -33,7 +33,7 @@ from conftest import ClockStep, pigpio_config, Stack
 from hostile import HostilePhone
 from invariants import all_breaches, collect
 from phone import Phone
-from pigpiod_double import PigpiodDouble
+from pigpiod_double import PigpiodProcess
 from probe import Probe
 import sessions
 from sessions import CONFIG, CONTROL, SAFETY, STEP_TIMEOUT_S, THROTTLE_GPIO
@@ -53,7 +53,7 @@ MQTT_TRUTH = {'safety_gate': SAFETY, 'control_pwm': CONTROL}
 class Chaos:
     """The running stack plus what the faults need to reach into it."""
 
-    def __init__(self, stack: Stack, broker: Broker, double: PigpiodDouble,
+    def __init__(self, stack: Stack, broker: Broker, double: PigpiodProcess,
                  clock: ClockStep, probe: Probe) -> None:
         self.stack = stack
         self.broker = broker
@@ -65,7 +65,7 @@ class Chaos:
         self.restarts = 0
 
     @property
-    def double(self) -> PigpiodDouble:
+    def double(self) -> PigpiodProcess:
         return self.doubles[-1]
 
     # -- the faults --------------------------------------------------------------------
@@ -91,7 +91,7 @@ class Chaos:
         port = self.double.port
         self.double.stop()
         time.sleep(1.0)
-        self.doubles.append(PigpiodDouble(port))
+        self.doubles.append(PigpiodProcess(port))
 
     def hang_pigpiod(self) -> None:
         self.double.hang()
@@ -170,7 +170,7 @@ class Chaos:
 
 
 @pytest.fixture
-def chaos(stack: Stack, broker: Broker, pigpiod: PigpiodDouble, clock_step: ClockStep,
+def chaos(stack: Stack, broker: Broker, pigpiod: PigpiodProcess, clock_step: ClockStep,
           probe: Probe) -> Chaos:
     pigpio_config(stack, pigpiod.port)
     stack.start(*CORE_NODES, BRIDGE)

@@ -21,7 +21,7 @@ from kilo_core.tools.broker import free_port
 
 from conftest import pigpio_config, Stack
 from flows import drive, driving, neutral, unlock
-from pigpiod_double import PigpiodDouble
+from pigpiod_double import PigpiodProcess
 
 pytestmark = pytest.mark.ros
 STEER_GPIO, THROTTLE_GPIO, RELAY_GPIO = 18, 13, 17
@@ -37,7 +37,7 @@ def neutral_hook(stack: Stack) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture
-def pigpio_stack(pigpiod: PigpiodDouble, stack: Stack) -> Stack:
+def pigpio_stack(pigpiod: PigpiodProcess, stack: Stack) -> Stack:
     """The three nodes on the pigpio backends (level relay), up and matched."""
     pigpio_config(stack, pigpiod.port)
     stack.start()
@@ -46,7 +46,7 @@ def pigpio_stack(pigpiod: PigpiodDouble, stack: Stack) -> Stack:
 
 
 def test_pulses_follow_applied_outputs_and_stop_writes_neutral(
-        pigpio_stack: Stack, pigpiod: PigpiodDouble) -> None:
+        pigpio_stack: Stack, pigpiod: PigpiodProcess) -> None:
     probe = pigpio_stack.probe
     assert pigpiod.pulses == {STEER_GPIO: 1500, THROTTLE_GPIO: 1500}
     assert pigpiod.levels[RELAY_GPIO] == 0, 'relay must boot de-energised'
@@ -64,7 +64,7 @@ def test_pulses_follow_applied_outputs_and_stop_writes_neutral(
 
 
 def test_sigterm_leaves_servo_and_esc_neutral(
-        pigpio_stack: Stack, pigpiod: PigpiodDouble) -> None:
+        pigpio_stack: Stack, pigpiod: PigpiodProcess) -> None:
     probe = pigpio_stack.probe
     with probe.heartbeats():
         unlock(probe)
@@ -76,10 +76,7 @@ def test_sigterm_leaves_servo_and_esc_neutral(
 
 
 def test_unreachable_pigpiod_locks_with_hw_fault_and_keeps_publishing(stack: Stack) -> None:
-    closed = PigpiodDouble()
-    port = closed.port
-    closed.stop()
-    pigpio_config(stack, port)
+    pigpio_config(stack, free_port())
     stack.start('control_pwm')
     probe = stack.probe
     control = probe.wait_for(contract.STATE_CONTROL, lambda p: p['locked_reason'] == 'HW_FAULT')
@@ -91,7 +88,7 @@ def test_unreachable_pigpiod_locks_with_hw_fault_and_keeps_publishing(stack: Sta
 
 
 def test_control_killed_mid_drive_kills_the_relay_and_its_stop_hook_writes_neutral(
-        pigpio_stack: Stack, pigpiod: PigpiodDouble) -> None:
+        pigpio_stack: Stack, pigpiod: PigpiodProcess) -> None:
     """kill -9 runs no exit handler: the relay cuts power (Control's truth goes stale)
     and pigpiod still holds the last throttle, which is why Control's unit runs
     kilo_core.neutral_outputs as ExecStopPost= (the package test checks that wiring)."""
@@ -124,7 +121,7 @@ def test_neutral_hook_fails_loudly_without_pigpiod(stack: Stack) -> None:
 
 
 def test_pigpiod_death_mid_drive_locks_with_hw_fault(
-        pigpio_stack: Stack, pigpiod: PigpiodDouble) -> None:
+        pigpio_stack: Stack, pigpiod: PigpiodProcess) -> None:
     probe = pigpio_stack.probe
     with probe.heartbeats():
         unlock(probe)
@@ -140,7 +137,7 @@ def test_pigpiod_death_mid_drive_locks_with_hw_fault(
 
 
 def test_a_rejected_message_then_a_hardware_fault_keeps_control_and_relay_running(
-        pigpio_stack: Stack, pigpiod: PigpiodDouble) -> None:
+        pigpio_stack: Stack, pigpiod: PigpiodProcess) -> None:
     """Issue 11, defect 1: the rejection's warning and the fault's error came from one
     log line; rclpy raised ValueError in spin and both processes exited."""
     probe = pigpio_stack.probe
@@ -190,7 +187,7 @@ def raised_within(seconds: float, call: Callable[[], object]) -> Exception | Non
     return outcome[0]
 
 
-def test_backend_connect_to_a_hung_pigpiod_is_a_hardware_fault(pigpiod: PigpiodDouble) -> None:
+def test_backend_connect_to_a_hung_pigpiod_is_a_hardware_fault(pigpiod: PigpiodProcess) -> None:
     pigpiod.hang()
     gpio = PigpioGpio('127.0.0.1', pigpiod.port)
     fault = raised_within(HANG_BOUND_S, gpio.connect)
@@ -198,7 +195,7 @@ def test_backend_connect_to_a_hung_pigpiod_is_a_hardware_fault(pigpiod: PigpiodD
 
 
 def test_backend_call_to_pigpiod_that_hangs_is_a_hardware_fault_until_reconnected(
-        pigpiod: PigpiodDouble) -> None:
+        pigpiod: PigpiodProcess) -> None:
     gpio = PigpioGpio('127.0.0.1', pigpiod.port)
     gpio.connect()
     gpio.set_servo_pulsewidth(THROTTLE_GPIO, 1700)
@@ -214,7 +211,8 @@ def test_backend_call_to_pigpiod_that_hangs_is_a_hardware_fault_until_reconnecte
     assert pigpiod.servo_history(THROTTLE_GPIO) == [1700, 1500]
 
 
-def test_neutral_hook_fails_loudly_on_a_hung_pigpiod(pigpiod: PigpiodDouble, stack: Stack) -> None:
+def test_neutral_hook_fails_loudly_on_a_hung_pigpiod(
+        pigpiod: PigpiodProcess, stack: Stack) -> None:
     pigpio_config(stack, pigpiod.port)
     pigpiod.hang()
     hook = neutral_hook(stack)
@@ -224,7 +222,7 @@ def test_neutral_hook_fails_loudly_on_a_hung_pigpiod(pigpiod: PigpiodDouble, sta
 
 
 def test_hung_pigpiod_locks_control_and_kills_the_relay_until_back_and_unlocked(
-        pigpio_stack: Stack, pigpiod: PigpiodDouble) -> None:
+        pigpio_stack: Stack, pigpiod: PigpiodProcess) -> None:
     probe = pigpio_stack.probe
     with probe.heartbeats():
         unlock(probe)
@@ -256,7 +254,7 @@ def test_hung_pigpiod_locks_control_and_kills_the_relay_until_back_and_unlocked(
         assert pigpiod.pulses[THROTTLE_GPIO] == 1700
 
 
-def test_keepalive_relay_toggles_only_while_running(pigpiod: PigpiodDouble, stack: Stack) -> None:
+def test_keepalive_relay_toggles_only_while_running(pigpiod: PigpiodProcess, stack: Stack) -> None:
     pigpio_config(stack, pigpiod.port, signal_kind='keepalive')
     stack.start()
     stack.wait_ready()

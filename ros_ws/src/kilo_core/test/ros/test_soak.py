@@ -50,7 +50,7 @@ from helpers import repeating
 from hostile import INVALID_DRIVES
 from invariants import all_breaches, collect
 from phone import Phone
-from pigpiod_double import PigpiodDouble
+from pigpiod_double import PigpiodProcess
 from probe import Probe
 import sessions
 from sessions import CONFIG, SAFETY, THROTTLE_GPIO
@@ -257,7 +257,7 @@ class Soak:
     """The operator's minute, over and over: hold, release, and every CYCLE_EVERY-th time
     STOP while driving, let go, clear_stop and unlock; the processes sampled all along."""
 
-    def __init__(self, operator: OperatorPhone, double: PigpiodDouble,
+    def __init__(self, operator: OperatorPhone, double: PigpiodProcess,
                  procs: dict[str, subprocess.Popen]) -> None:
         self.operator = operator
         self.phone = operator.phone
@@ -460,7 +460,7 @@ def write_report(report: dict[str, Any], directory: Path) -> None:
     (directory / 'report.md').write_text(markdown(report), encoding='utf-8')
 
 
-def test_soak(stack: Stack, broker: Broker, pigpiod: PigpiodDouble, phone: Phone,
+def test_soak(stack: Stack, broker: Broker, pigpiod: PigpiodProcess, phone: Phone,
               probe: Probe) -> None:
     duration = parse_duration(os.environ.get('KILO_SOAK_DURATION', '1h'))
     directory = Path(os.environ.get('KILO_SOAK_REPORT', REPO / 'build' / 'soak'))
