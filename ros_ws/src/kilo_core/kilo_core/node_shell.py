@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import rclpy
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
@@ -235,6 +235,19 @@ def _request_stop(_signum: int, _frame: object) -> None:
     STOP_REQUESTED.set()
 
 
+def destroy(node: Node | None, executor: Executor) -> None:
+    """Shut ``executor`` down, then destroy ``node``, as rclpy's own spin helpers do.
+
+    Seen without the shutdown: about one stop in five of `make run`'s test left a node
+    stuck in destroy_node (its stack, dumped on SIGABRT, in rclpy's
+    destroy_when_not_in_use) until it was killed; with it, none in 25 runs. Between
+    spin_once calls the executor keeps the generator of its last wait, which holds that
+    wait's entities in use; shutdown drops it."""
+    executor.shutdown()
+    if node is not None:
+        node.destroy_node()
+
+
 def run(node_factory: Callable[[], KiloNode], args: list[str] | None = None) -> None:
     """Standard main: init, spin until Ctrl-C/SIGTERM, release hardware, shut down.
 
@@ -250,10 +263,10 @@ def run(node_factory: Callable[[], KiloNode], args: list[str] | None = None) -> 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, _request_stop)
     node: KiloNode | None = None
+    executor = SingleThreadedExecutor()
     exit_code = 0
     try:
         node = node_factory()
-        executor = SingleThreadedExecutor()
         executor.add_node(node)
         while not STOP_REQUESTED.is_set():
             executor.spin_once()
@@ -267,7 +280,7 @@ def run(node_factory: Callable[[], KiloNode], args: list[str] | None = None) -> 
             signal.signal(signum, signal.SIG_IGN)
         if node is not None:
             node.release()
-            node.destroy_node()
+        destroy(node, executor)
         rclpy.try_shutdown()
     if exit_code:
         sys.exit(exit_code)

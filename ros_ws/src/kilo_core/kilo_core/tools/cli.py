@@ -284,15 +284,19 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 def cmd_authority(args: argparse.Namespace) -> int:
     import rclpy  # only this command needs ROS
+    from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
 
     from kilo_core.graph import publisher_names, resolved
+    from kilo_core.node_shell import destroy
 
     def publishers(node: Node) -> dict[contract.Topic, list[str]]:
         return {topic: publisher_names(node, topic) for topic in contract.TRUTH_AUTHORITY}
 
     rclpy.init()
     node = Node('kilo7_authority')
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
     try:
         # Discovery is gradual: wait for the expected publishers, then keep listening
         # for --settle seconds, so a second publisher discovered a moment later still
@@ -301,15 +305,15 @@ def cmd_authority(args: argparse.Namespace) -> int:
         while time.monotonic() < deadline and not all(
                 contract.TRUTH_AUTHORITY[topic] in names and resolved(names)
                 for topic, names in publishers(node).items()):
-            rclpy.spin_once(node, timeout_sec=0.1)
+            executor.spin_once(timeout_sec=0.1)
         settled = time.monotonic() + args.settle
         while time.monotonic() < settled or (
                 time.monotonic() < deadline
                 and not all(resolved(names) for names in publishers(node).values())):
-            rclpy.spin_once(node, timeout_sec=0.1)
+            executor.spin_once(timeout_sec=0.1)
         found = publishers(node)
     finally:
-        node.destroy_node()
+        destroy(node, executor)
         rclpy.try_shutdown()
     good = True
     for topic, names in found.items():

@@ -15,6 +15,9 @@ CORE_NODES = ('safety_gate', 'control_pwm', 'relay_kill')
 BRIDGE = 'mqtt_bridge'
 EXECUTABLES = (*CORE_NODES, BRIDGE)
 PR_SET_PDEATHSIG = 1
+# A straggler gets SIGABRT this long before SIGKILL: Python's faulthandler (on in every
+# child) writes each thread's stack to its log, which shows where it was stuck.
+ABORT_GRACE_S = 2.0
 
 
 def executable(name: str) -> str:
@@ -36,7 +39,8 @@ def start_process(argv: Sequence[str], log_path: Path,
     """Start a child that dies with us, its output (unbuffered, uncoloured) in ``log_path``;
     ``env`` adds to (or overrides) our environment. It reads nothing: in a group of its
     own, reading the terminal would stop it."""
-    env = dict(os.environ, PYTHONUNBUFFERED='1', RCUTILS_COLORIZED_OUTPUT='0', **(env or {}))
+    env = dict(os.environ, PYTHONUNBUFFERED='1', PYTHONFAULTHANDLER='1',
+               RCUTILS_COLORIZED_OUTPUT='0', **(env or {}))
     with log_path.open('w') as log:
         return subprocess.Popen(
             list(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
@@ -50,7 +54,8 @@ def start_node(name: str, log_path: Path, ros_args: Sequence[str] = (),
 
 
 def stop_nodes(procs: Iterable[subprocess.Popen], timeout: float = 10.0) -> None:
-    """SIGTERM every running node (they write safe outputs on it), then wait; kill stragglers."""
+    """SIGTERM every running node (they write safe outputs on it), then wait; abort, then
+    kill, stragglers."""
     procs = list(procs)
     for proc in procs:
         if proc.poll() is None:
@@ -59,5 +64,9 @@ def stop_nodes(procs: Iterable[subprocess.Popen], timeout: float = 10.0) -> None
         try:
             proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            proc.send_signal(signal.SIGABRT)
+            try:
+                proc.wait(timeout=ABORT_GRACE_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

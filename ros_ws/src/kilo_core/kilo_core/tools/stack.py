@@ -26,12 +26,13 @@ import time
 from typing import TextIO
 
 import rclpy
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import String
 
 from kilo_core import contract
-from kilo_core.node_shell import TRUTH_SUB_QOS
+from kilo_core.node_shell import destroy, TRUTH_SUB_QOS
 from kilo_core.tools.broker import Broker
 from kilo_core.tools.processes import EXECUTABLES, start_node, stop_nodes
 from kilo_core.tools.truth_view import (
@@ -172,6 +173,7 @@ def run_stack(run_dir: Path) -> int:
     rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     procs: dict[str, subprocess.Popen] = {}
     node: Node | None = None
+    executor = SingleThreadedExecutor()
     broker: Broker | None = None
     exit_code = 0
     try:
@@ -188,12 +190,13 @@ def run_stack(run_dir: Path) -> int:
         # The view joins the DDS graph first: nodes that start after it are discovered
         # at once, while a late joiner waits for the next periodic announcement (~3 s).
         node = Node('kilo_truth_view')
+        executor.add_node(node)
         view = TruthView(node, live, header)
         for name in EXECUTABLES:
             procs[name] = start_node(name, log_dir / f'{name}.log')
         next_draw = 0.0
         while True:
-            rclpy.spin_once(node, timeout_sec=0.05)
+            executor.spin_once(timeout_sec=0.05)
             # Asked to stop: whatever exits from now on is part of stopping, not a crash.
             if STOP.is_set():
                 break
@@ -221,8 +224,7 @@ def run_stack(run_dir: Path) -> int:
         stop_nodes(nodes.values())
         if broker is not None:
             broker.stop()
-        if node is not None:
-            node.destroy_node()
+        destroy(node, executor)
         rclpy.try_shutdown()
     # Reported once all is stopped (a closed stdout must not cut the stopping short), in
     # the order it was stopped in; a non-zero exit status on the way out is a failure.

@@ -90,6 +90,21 @@ def launched(tmp_path: Path, run_dir: Path | None) -> Iterator[
         output.close(proc)
 
 
+def assert_stops_cleanly(proc: subprocess.Popen, out: Output) -> None:
+    """SIGTERM stops the launcher with exit status 0 (else: what it printed, and why)."""
+    proc.send_signal(signal.SIGTERM)
+    code = proc.wait(timeout=20)
+    if code != 0:
+        out.close(proc)
+        while not out.lines.empty():
+            out.seen.append(out.lines.get())
+        said = '\n'.join(out.seen[-30:])
+        found = re.search(r'logs in (\S+)/', said)
+        logs = [f'--- {path.name} (tail) ---\n{path.read_text(errors="replace")[-3000:]}'
+                for path in sorted(Path(found.group(1)).glob('*.log'))] if found else []
+        raise AssertionError('\n'.join([f'make run exited {code}; it printed:', said, *logs]))
+
+
 def sourced(env_file: Path, *names: str) -> list[str]:
     """The values of ``names`` after `. env.sh` in a fresh shell, in another directory."""
     script = f'. {shlex.quote(str(env_file))} && printf "%s\\n" ' + ' '.join(
@@ -109,8 +124,7 @@ def test_stack_shows_boot_truth_in_three_seconds_and_stops_cleanly(tmp_path: Pat
         assert 'lock=BOOT_LOCK' in control and 'throttle=+0.00' in control
         assert elapsed < 3.0 + 1.0, f'boot truth took {elapsed:.1f}s'
         out.wait_for(r'system  mode=manual nodes alive 4/4', timeout=5.0)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=20) == 0
+        assert_stops_cleanly(proc, out)
         out.wait_for('KILO.7 stack stopped')
     for name in NODE_LOGS:
         assert (tmp_path / 'logs' / f'{name}.log').exists()
@@ -147,8 +161,7 @@ def test_readme_walkthrough_drives_and_stops_through_kilo7(tmp_path: Path) -> No
                 if stream is not None:
                     stream.terminate()
                     stream.wait(timeout=5)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=20) == 0
+        assert_stops_cleanly(proc, out)
 
 
 def test_env_sh_paths_are_absolute_and_kilo7_stops_from_another_directory(
@@ -169,8 +182,7 @@ def test_env_sh_paths_are_absolute_and_kilo7_stops_from_another_directory(
         assert 'EXPLICIT_STOP latched' in stop.stdout
         assert 'locked EXPLICIT_STOP' in stop.stdout
         out.wait_for(r'control safe .*lock=EXPLICIT_STOP')
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=20) == 0
+        assert_stops_cleanly(proc, out)
 
 
 def test_a_second_run_in_the_same_directory_refuses_and_leaves_the_first_alone(
@@ -196,8 +208,7 @@ def test_a_second_run_in_the_same_directory_refuses_and_leaves_the_first_alone(
         first.wait()
     with launched(tmp_path, tmp_path) as (third, out, _started):
         out.wait_for(r'nodes alive 4/4', timeout=15.0)
-        third.send_signal(signal.SIGTERM)
-        assert third.wait(timeout=20) == 0
+        assert_stops_cleanly(third, out)
 
 
 def test_ctrl_c_stops_the_nodes_then_the_broker_and_is_no_crash(tmp_path: Path) -> None:
