@@ -85,15 +85,14 @@ PATHS = [
                     'a new throttle from the phone until its pulse width is written.'),
     report.Measured('ttl_late', 'command TTL expiry → neutral: lateness', (), False,
                     f'time from a single drive until the neutral pulse, minus cmd_ttl_ms '
-                    f"({CMD_TTL_MS} ms). Expiry is found by Control's tick "
-                    f'({CONFIG.publish.tick_hz} Hz), so up to one tick period '
-                    f"({1000.0 / CONFIG.publish.tick_hz:.0f} ms) plus the drive's own "
-                    'transport is expected; that is a design bound, not a transport cost.'),
+                    f"({CMD_TTL_MS} ms). Control wakes at the TTL's deadline (no tick), "
+                    "so what is left is the drive's own transport and the wake-up's "
+                    'thread hop.'),
     report.Measured('hb_late', 'heartbeat loss → lockout: lateness', (), False,
                     f'time from the last heartbeat until the neutral pulse, minus hb_ttl_ms '
-                    f'({HB_TTL_MS} ms), with drives still arriving; as for the TTL, up to '
-                    "one tick period is the design bound, plus the heartbeat's own way "
-                    'through the bridge and the executor wait above.'),
+                    f'({HB_TTL_MS} ms), with drives still arriving; as for the TTL, the '
+                    "node wakes at the deadline; the heartbeat's own way through the "
+                    'bridge counts.'),
     report.Measured('stop_mqtt_flood', 'STOP over MQTT under a 2×2000 msg/s flood',
                     ('paho', 'rclpy'), False,
                     "the phone's STOP, on the bridge's priority connection, while a second "

@@ -1,7 +1,8 @@
 """kilo_control_pwm: the single actuation point; publishes /kilo/state/control_json.
 
 Every event is applied to the outputs at once (a STOP zeroes the PWM inside its own
-callback); a tick catches TTL expiries. Hardware faults lock and go neutral.
+callback); the node wakes at the core's next deadline for TTL expiries. Hardware
+faults lock and go neutral.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from kilo_core import contract
 from kilo_core.contract import Intent
 from kilo_core.core import pwm
 from kilo_core.core.control import Control
+from kilo_core.core.freshness import earliest
 from kilo_core.hardware import HardwareFault, neutral_pulses, open_backend, write_pulses
 from kilo_core.node_shell import KiloNode, monotonic, run, TRUTH_SUB_QOS, TruthPublisher
 
@@ -36,9 +38,8 @@ class ControlPwmNode(KiloNode):
         self.subscribe_json(contract.HEARTBEAT, self.heartbeat_callback)
         self.subscribe_json(contract.STATE_SAFETY, self.gate_callback, TRUTH_SUB_QOS)
         self.subscribe_json(contract.RELAY_STATUS, self.relay_callback, TRUTH_SUB_QOS)
-        self.create_timer(1.0 / self.config.publish.tick_hz, self.tick_callback)
-        self.create_timer(1.0 / self.config.publish.truth_hz, self.publish_callback)
-        self.publish_callback()
+        self.every(1.0 / self.config.publish.truth_hz, self.refresh)
+        self.refresh(now)
 
     # -- requests and truth in ------------------------------------------------
     def drive_callback(self, payload: dict[str, Any], now: float) -> None:
@@ -82,11 +83,15 @@ class ControlPwmNode(KiloNode):
         self.apply(now, rewrite=True)
 
     # -- outputs --------------------------------------------------------------
-    def tick_callback(self) -> None:
-        self.apply(monotonic())
+    def next_deadline(self, now: float) -> float | None:
+        reconnect = None if self.gpio_connected else self.next_connect
+        return earliest((self.control.next_deadline(now), reconnect))
 
-    def publish_callback(self) -> None:
-        now = monotonic()
+    def on_deadline(self, now: float) -> None:
+        self.control.on_deadline(now)
+        self.apply(now)
+
+    def refresh(self, now: float) -> None:
         self.apply(now, rewrite=True)
         self.truth.publish(self.snapshot(now), force=True)
 

@@ -55,7 +55,6 @@ from kilo_core.node_shell import (
     wall_ms,
 )
 
-LIVENESS_HZ = 10.0
 # Truth the phone reads over MQTT (relay status is ROS-only supporting truth).
 BRIDGED_TRUTH = tuple(t for t in telemetry.WATCHED_TRUTH if t.mqtt is not None)
 SHUTDOWN_PUBLISH_TIMEOUT_S = 1.0
@@ -117,8 +116,8 @@ class MqttBridge(KiloNode):
         for topic in telemetry.WATCHED_TRUTH:
             # Transient local: the last truth arrives at once, even if published before us.
             self.create_subscription(String, topic.ros, self._truth_callback(topic), TRUTH_QOS)
-        self.create_timer(1.0 / settings.health_hz, self._publish_health)
-        self.create_timer(1.0 / LIVENESS_HZ, self._tick)
+        self.every(1.0 / settings.health_hz, self._publish_health)
+        self.every(1.0 / settings.system_hz, self._refresh_system)
 
         # Client ids the phone cannot guess: the broker gives a client id to whoever
         # connects last, so a phone reusing the bridge's id would knock it off the broker
@@ -197,7 +196,8 @@ class MqttBridge(KiloNode):
             for throttle in (*self._truth_throttle.values(), self._system_throttle):
                 throttle.reset()
             self._republish_truth()
-        self._publish_health()
+        self._publish_health(monotonic())
+        self.wake_guard.trigger()  # the system truth shows the link at once
 
     def _on_disconnect(self, reason: str) -> None:
         with self._lock:  # no publish can slip in between: they all hold the lock
@@ -205,6 +205,7 @@ class MqttBridge(KiloNode):
             dropped = mqtt_link.discard_unsent(self._client)
         if self._stopping:
             return  # our own disconnect at exit, not a lost connection
+        self.wake_guard.trigger()  # the system truth shows the link at once
         self.get_logger().warning(
             f'broker connection lost ({reason}); reconnecting; {dropped} unsent truth '
             'messages dropped (the latest is published again on reconnect)')
@@ -279,7 +280,7 @@ class MqttBridge(KiloNode):
         self._raise(Alert(contract.AlertLevel.INFO, contract.AlertCode.MODE_CHANGED,
                           f'mode {previous} -> {mode}', contract.NODE_MQTT_BRIDGE,
                           {'mode': mode}), now)
-        self._publish_system(now)
+        self._publish_system(now, self._nodes(now))
 
     def _republish_truth(self) -> None:
         """The latest truth of every bridged topic, at once (after a connect, on STATUS);
@@ -333,12 +334,22 @@ class MqttBridge(KiloNode):
                     self._publish_mqtt(topic.mqtt, msg.data)
         return on_truth
 
-    def _tick(self) -> None:
-        now = monotonic()
+    def next_deadline(self, now: float) -> float | None:
+        """When a watched truth goes stale: a node's liveness and, for bridged truth,
+        its retained message change then."""
+        with self._lock:
+            return self._watch.next_expiry(now)
+
+    def on_deadline(self, now: float) -> None:
         with self._lock:
             self._withdraw_stale_truth(now)
-            self._raise_all(self._transitions.liveness(self._nodes(now)), now)
-            self._publish_system(now)
+            nodes = self._nodes(now)
+            self._raise_all(self._transitions.liveness(nodes), now)
+            self._publish_system(now, nodes)
+
+    def _refresh_system(self, now: float) -> None:
+        with self._lock:
+            self._publish_system(now, self._nodes(now))
 
     def _nodes(self, now: float) -> dict[str, dict[str, Any]]:
         nodes = self._watch.nodes(now)
@@ -370,8 +381,7 @@ class MqttBridge(KiloNode):
                               contract.NODE_MQTT_BRIDGE,
                               {'site': site, 'callback_errors': self.callback_errors}), now)
 
-    def _publish_system(self, now: float) -> None:
-        nodes = self._nodes(now)
+    def _publish_system(self, now: float, nodes: dict[str, dict[str, Any]]) -> None:
         key = (self._mode, nodes[contract.NODE_MQTT_BRIDGE]['links'],
                {name: state['alive'] for name, state in nodes.items()})
         if not self._system_throttle.due(key, now):
@@ -382,8 +392,7 @@ class MqttBridge(KiloNode):
         self._system_truth.publish(payload, force=True)
         self._publish_mqtt(contract.STATE_SYSTEM.mqtt, _json(payload))
 
-    def _publish_health(self) -> None:
-        now = monotonic()
+    def _publish_health(self, now: float) -> None:
         with self._lock:
             facts = telemetry.HealthFacts(
                 self._build, now - self._started, self._watch.stale_topics(now),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 import json
+import os
 import signal
 import sys
 import threading
@@ -15,21 +16,21 @@ import time
 from typing import Any, Literal
 
 import rclpy
-from rclpy.clock import Clock, ClockType
 from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 from rclpy.subscription import Subscription
-from rclpy.timer import Timer
 from std_msgs.msg import String
 
 from kilo_core import contract, systemd
 from kilo_core.containment import Containment
 from kilo_core.core import config as config_core
+from kilo_core.core.freshness import earliest
 from kilo_core.core.log_throttle import LogThrottle
 from kilo_core.core.requests import Accepted, validate
 from kilo_core.core.telemetry import change_key
+from kilo_core.wakeup import Periodic, Wakeup
 
 # Truth is "retained": late joiners get the last value (transient local, depth 1).
 TRUTH_QOS = QoSProfile(
@@ -42,12 +43,9 @@ TRUTH_SUB_QOS = QoSProfile(
     depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
 
 
-# The executor sleeps in the DDS wait set until its next timer, and Fast DDS (as the
-# PyPI wheels build it, at least) times that sleep on the wall clock: a step back of the
-# clock during it stretches the sleep by the step, and no steady timer runs meanwhile.
-# A thread on the steady clock wakes the executor this often, so a step can delay a
-# TTL check, a truth publish or the watchdog pet by at most this.
-STEADY_WAKE_S = 0.1
+# If working out the next deadline fails, wake again this soon and try once more (the
+# error is contained and counted; the watchdog sees a node that keeps failing).
+REARM_FALLBACK_S = 0.1
 
 
 def monotonic() -> float:
@@ -93,64 +91,92 @@ class Supervisor:
 class KiloNode(Node):
     """A Node with the project's config loading, request decoding and truth publishing.
 
-    Every subscription and timer goes through ``create_subscription``/``create_timer``
-    below: callbacks are contained (kilo_core.containment) and timers run on the steady
-    clock, so a step of the wall clock (NTP, fake-hwclock on a Pi without RTC) neither
-    freezes nor hurries a TTL check.
+    Event-driven: every subscription goes through ``create_subscription`` below, which
+    contains its callback (kilo_core.containment) and then re-arms the node's one
+    Wakeup (kilo_core.wakeup) for the earliest of ``next_deadline(now)`` and the due
+    times of its ``every`` work. The wake-up runs the due work and ``on_deadline(now)``.
+    No ROS timer is used: they would run on a clock a wall-clock step (NTP,
+    fake-hwclock on a Pi without RTC) freezes or hurries.
     """
 
     def __init__(self, node_name: str) -> None:
         super().__init__(node_name)
-        self.steady_clock = Clock(clock_type=ClockType.STEADY_TIME)
         self.containment = Containment(
             self.get_logger().error, self.on_callback_error, monotonic)
         self.supervisor = Supervisor()
+        self._periodic: list[Periodic] = []
         # destroy_node runs even when the config below is refused (rclpy's shutdown).
-        self._waking_ended = threading.Event()
-        self._waker: threading.Thread | None = None
+        self.wakeup: Wakeup | None = None
         override = self.declare_parameter('config', '').value
         self.config = config_core.load(override or None)
         self._log_throttles: dict[float, LogThrottle] = {}
         self.get_logger().info(f'config: {self.config.source}')
-        self._wake = self.create_guard_condition(lambda: None)
-        waker = threading.Thread(target=self._steady_wake, name='kilo-steady-wake',
-                                 daemon=True)
-        waker.start()
-        self._waker = waker
+        self.wake_guard = self.create_guard_condition(
+            self.containment.wrap('wakeup', self._on_wake))
+        wakeup = Wakeup(self.wake_guard.trigger)
+        wakeup.thread.start()
+        self.wakeup = wakeup
         self.supervisor.watch(
-            'steady waker', lambda: None if waker.is_alive() else 'thread dead')
+            'wakeup', lambda: None if wakeup.thread.is_alive() else 'thread dead')
         watchdog_s = systemd.watchdog_period_s()
         if watchdog_s is not None:
             # Petted from the executor, and only while every supervised part works: a
             # node whose callbacks stop, or whose link thread died, is restarted.
-            self.create_timer(watchdog_s / 2, self.watchdog_callback)
+            self.every(watchdog_s / 2, self.watchdog_callback)
 
     def create_subscription(  # type: ignore[override]
             self, msg_type: Any, topic: str, callback: Callable[[Any], None],
             qos_profile: QoSProfile | int, **kwargs: Any) -> Subscription:
         site = f'subscription {topic}'
-        return super().create_subscription(
-            msg_type, topic, self.containment.wrap(site, callback), qos_profile, **kwargs)
+        contained = self.containment.wrap(site, callback)
+        rearm = self.containment.wrap('rearm', self.rearm)
 
-    def create_timer(  # type: ignore[override]
-            self, timer_period_sec: float, callback: Callable[[], None],
-            callback_group: Any = None, clock: Clock | None = None, **kwargs: Any) -> Timer:
-        site = f'timer {getattr(callback, "__qualname__", callback)}'
-        return super().create_timer(
-            timer_period_sec, self.containment.wrap(site, callback), callback_group,
-            clock or self.steady_clock, **kwargs)
+        def handle_then_rearm(msg: Any) -> None:
+            contained(msg)
+            rearm()
+        return super().create_subscription(msg_type, topic, handle_then_rearm, qos_profile,
+                                           **kwargs)
 
-    def _steady_wake(self) -> None:
-        while not self._waking_ended.wait(STEADY_WAKE_S):  # Event.wait: the steady clock
-            self._wake.trigger()
+    # -- time: one wake-up, armed for the earliest deadline -----------------------------
+    def every(self, period_s: float, action: Callable[[float], None]) -> None:
+        """Run ``action(now)`` every ``period_s``, from one period after now."""
+        self._periodic.append(Periodic(period_s, action, monotonic() + period_s))
+
+    def next_deadline(self, now: float) -> float | None:
+        """Hook: the earliest moment the node's state can change with no event."""
+        return None
+
+    def on_deadline(self, now: float) -> None:
+        """Hook run at each wake-up, after the due ``every`` work: act on what time
+        alone changed."""
+
+    def rearm(self) -> None:
+        """Arm the wake-up for the earliest deadline (after every event and wake-up)."""
+        assert self.wakeup is not None
+        now = monotonic()
+        try:
+            at = earliest([self.next_deadline(now), *(p.due_at for p in self._periodic)])
+        except Exception:
+            self.wakeup.arm(now + REARM_FALLBACK_S)
+            raise
+        self.wakeup.arm(at)
+
+    def _on_wake(self) -> None:
+        now = monotonic()
+        try:
+            for periodic in self._periodic:
+                periodic.run_if_due(now)
+            self.on_deadline(now)
+        finally:
+            self.rearm()
 
     def destroy_node(self) -> None:
-        self._waking_ended.set()  # the waker ends before the guard condition goes
-        if self._waker is not None:
-            self._waker.join(timeout=1.0)
+        if self.wakeup is not None:  # its thread ends before the guard condition goes
+            self.wakeup.end()
+            self.wakeup.thread.join(timeout=1.0)
         super().destroy_node()
 
-    def watchdog_callback(self) -> None:
+    def watchdog_callback(self, _now: float) -> None:
         problems = self.supervisor.problems()
         if not problems:
             systemd.notify(systemd.WATCHDOG)
@@ -229,10 +255,27 @@ class TruthPublisher:
 
 # Set by SIGINT/SIGTERM; the spin loop ends when it sees it.
 STOP_REQUESTED = threading.Event()
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def _request_stop(_signum: int, _frame: object) -> None:
     STOP_REQUESTED.set()
+
+
+def _wake_on_signal(wake_guard: Any) -> None:
+    """Wake the executor when a signal arrives: Python runs a signal's handler in the
+    main thread only once that thread runs Python again, and while the executor sleeps
+    in the DDS wait set it does not. Python's C-level handler writes the signal number
+    to the wake-up fd (from whichever thread the kernel picked); this thread reads it and
+    triggers the guard condition the executor waits on."""
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+
+    def relay() -> None:
+        while os.read(read_fd, 64):
+            wake_guard.trigger()
+    threading.Thread(target=relay, name='kilo-signals', daemon=True).start()
 
 
 def destroy(node: Node | None, executor: Executor) -> None:
@@ -255,12 +298,12 @@ def run(node_factory: Callable[[], KiloNode], args: list[str] | None = None) -> 
     down under a spinning executor, which can surface as an RCLError instead of a clean
     exit. The handler only sets a flag: an exception raised from it lands wherever the
     main thread is, inside rclpy's C++ too, where pybind turns it into a RuntimeError
-    (seen: a node exiting 1 on SIGTERM). The steady waker makes spin_once return at
-    least every STEADY_WAKE_S, so the flag is seen promptly, with the context still valid
+    (seen: a node exiting 1 on SIGTERM). The signal also wakes the executor
+    (_wake_on_signal), so the loop sees the flag at once, with the context still valid
     for release().
     """
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in STOP_SIGNALS:
         signal.signal(signum, _request_stop)
     node: KiloNode | None = None
     executor = SingleThreadedExecutor()
@@ -268,6 +311,8 @@ def run(node_factory: Callable[[], KiloNode], args: list[str] | None = None) -> 
     try:
         node = node_factory()
         executor.add_node(node)
+        _wake_on_signal(node.wake_guard)
+        node.rearm()
         while not STOP_REQUESTED.is_set():
             executor.spin_once()
     except ExternalShutdownException:
@@ -276,7 +321,7 @@ def run(node_factory: Callable[[], KiloNode], args: list[str] | None = None) -> 
         print(f'FATAL: {exc}', file=sys.stderr, flush=True)
         exit_code = 2
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in STOP_SIGNALS:
             signal.signal(signum, signal.SIG_IGN)
         if node is not None:
             node.release()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from kilo_core import contract
+from kilo_core.core.freshness import earliest
 from kilo_core.core.relay import output_level, RelayLogic
 from kilo_core.hardware import HardwareFault, open_backend
 from kilo_core.node_shell import KiloNode, monotonic, run, TRUTH_SUB_QOS, TruthPublisher
@@ -24,11 +25,11 @@ class RelayKillNode(KiloNode):
         self.connect()
         self.subscribe_json(contract.STATE_SAFETY, self.gate_callback, TRUTH_SUB_QOS)
         self.subscribe_json(contract.STATE_CONTROL, self.control_callback, TRUTH_SUB_QOS)
-        self.create_timer(1.0 / self.config.publish.tick_hz, self.tick_callback)
-        self.create_timer(1.0 / self.config.publish.truth_hz, self.publish_callback)
+        self.every(1.0 / self.config.publish.truth_hz, self.refresh)
         if self.relay_cfg.signal == 'keepalive':
-            self.create_timer(0.5 / self.relay_cfg.keepalive_hz, self.keepalive_callback)
-        self.publish_callback()
+            # The driver's square wave: a hardware rate, not a poll.
+            self.every(0.5 / self.relay_cfg.keepalive_hz, self.keepalive_toggle)
+        self.refresh(monotonic())
 
     def connect(self) -> None:
         # Retried at Control's hw_retry_s: a hung pigpiod costs a bounded call per try.
@@ -53,8 +54,14 @@ class RelayKillNode(KiloNode):
         self.logic.on_control(payload.get('locked_reasons', [payload['locked_reason']]), now)
         self.evaluate(now)
 
-    def tick_callback(self) -> None:
-        self.evaluate(monotonic())
+    def next_deadline(self, now: float) -> float | None:
+        reconnect = None if self.gpio_connected else self.next_connect
+        return earliest((self.logic.next_deadline(now), reconnect))
+
+    def on_deadline(self, now: float) -> None:
+        if not self.gpio_connected and now >= self.next_connect:
+            self.connect()
+        self.evaluate(now)
 
     def on_callback_error(self, site: str) -> None:
         self.logic.on_internal_error()
@@ -62,7 +69,7 @@ class RelayKillNode(KiloNode):
         self.drive_output()
         self.truth.publish(self.snapshot())
 
-    def keepalive_callback(self) -> None:
+    def keepalive_toggle(self, _now: float) -> None:
         self.phase = not self.phase
         self.drive_output()
 
@@ -85,8 +92,8 @@ class RelayKillNode(KiloNode):
         except HardwareFault as exc:
             self.fault(str(exc))
 
-    def publish_callback(self) -> None:
-        if not self.gpio_connected and monotonic() >= self.next_connect:
+    def refresh(self, now: float) -> None:
+        if not self.gpio_connected and now >= self.next_connect:
             self.connect()
         self.drive_output()
         self.truth.publish(self.snapshot(), force=True)

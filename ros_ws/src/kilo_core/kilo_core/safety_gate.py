@@ -7,7 +7,7 @@ from typing import Any
 from kilo_core import contract
 from kilo_core.contract import Intent
 from kilo_core.core import imu, safety_model
-from kilo_core.core.freshness import Freshness
+from kilo_core.core.freshness import earliest, Freshness
 from kilo_core.core.gate import SafetyGate
 from kilo_core.node_shell import KiloNode, monotonic, run, TRUTH_SUB_QOS, TruthPublisher
 
@@ -32,9 +32,8 @@ class SafetyGateNode(KiloNode):
         self.subscribe_json(contract.DRIVE, self.drive_callback)
         self.subscribe_json(contract.PHONE_IMU, self.imu_callback)
         self.subscribe_json(contract.STATE_CONTROL, self.control_callback, TRUTH_SUB_QOS)
-        self.create_timer(1.0 / self.config.publish.tick_hz, self.tick_callback)
-        self.create_timer(1.0 / self.config.publish.truth_hz, self.publish_callback)
-        self.publish_callback()
+        self.every(1.0 / self.config.publish.truth_hz, self.refresh)
+        self.refresh(monotonic())
 
     def stop_callback(self, _: dict[str, Any], now: float) -> None:
         self.gate.on_stop(now)
@@ -76,8 +75,14 @@ class SafetyGateNode(KiloNode):
         self.control_truth.mark(now)
         self.applied_throttle = payload['applied']['throttle']
 
-    def tick_callback(self) -> None:
-        self.publish_changes(monotonic())
+    def next_deadline(self, now: float) -> float | None:
+        # The model's speed input goes with Control's truth.
+        return earliest((self.gate.next_deadline(now), self.control_truth.expires_after(now)))
+
+    def on_deadline(self, now: float) -> None:
+        self.gate.on_deadline(now)
+        self.publish_changes(now)
+        self.model_truth.publish(self.model_snapshot(now))
 
     def on_callback_error(self, site: str) -> None:
         now = monotonic()
@@ -87,8 +92,7 @@ class SafetyGateNode(KiloNode):
     def publish_changes(self, now: float) -> None:
         self.truth.publish(self.gate.snapshot(now))
 
-    def publish_callback(self) -> None:
-        now = monotonic()
+    def refresh(self, now: float) -> None:
         self.truth.publish(self.gate.snapshot(now), force=True)
         self.model_truth.publish(self.model_snapshot(now), force=True)
 

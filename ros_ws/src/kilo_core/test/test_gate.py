@@ -222,5 +222,5 @@ def test_SafetyGate_required_imu_blocks_unlock_and_its_loss_denies(config: Confi
 def test_SafetyGate_tick_applies_staleness(config: Config) -> None:
     gate = unlocked(config)
     late = config.ttl.hb_ttl_ms / 1000 + 0.01
-    gate.tick(late)
+    gate.on_deadline(late)
     assert gate.override_required

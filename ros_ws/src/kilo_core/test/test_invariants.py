@@ -76,7 +76,7 @@ def run_gate(gate: SafetyGate, event: tuple, now: float) -> bool:
     elif kind == 'imu':
         gate.on_imu(event[2], event[3], now)
     else:
-        gate.tick(now)
+        gate.on_deadline(now)
     return False
 
 
@@ -124,7 +124,7 @@ def run_control(control: Control, event: tuple, now: float) -> bool:
     elif kind == 'hw_ok':
         control.on_hw_ok(now)
     else:
-        control.tick(now)
+        control.on_deadline(now)
     return False
 
 

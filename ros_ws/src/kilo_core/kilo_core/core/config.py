@@ -40,7 +40,6 @@ class TtlConfig:
 @dataclass(frozen=True)
 class PublishConfig:
     truth_hz: float
-    tick_hz: float
 
 
 @dataclass(frozen=True)

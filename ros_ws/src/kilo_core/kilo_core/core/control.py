@@ -27,7 +27,7 @@ from typing import Any
 from kilo_core import contract
 from kilo_core.contract import LockReason, RelayReason, UnlockResult
 from kilo_core.core.config import TtlConfig
-from kilo_core.core.freshness import Freshness
+from kilo_core.core.freshness import earliest, Freshness
 from kilo_core.core.gate import LiveDrive
 
 Applied = tuple[float, float]
@@ -110,8 +110,16 @@ class Control:
         self._update(now)
         self.hw_error = None
 
-    def tick(self, now: float) -> None:
+    def on_deadline(self, now: float) -> None:
+        """Apply what time alone changed by ``now`` (the node calls it at next_deadline)."""
         self._update(now)
+
+    def next_deadline(self, now: float) -> float | None:
+        """The earliest instant after which the outputs or the snapshot can change with no
+        event: the drive, heartbeat, gate truth or relay status going stale."""
+        return earliest((self._drive.freshness.expires_after(now),
+                         self._heartbeat.expires_after(now), self._gate.expires_after(now),
+                         self._relay.expires_after(now)))
 
     # -- state ----------------------------------------------------------------
     def _update(self, now: float) -> None:

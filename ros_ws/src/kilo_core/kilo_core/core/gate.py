@@ -30,7 +30,7 @@ from kilo_core import contract
 from kilo_core.contract import GateReason, UnlockResult
 from kilo_core.core import imu
 from kilo_core.core.config import SafetyConfig, TtlConfig
-from kilo_core.core.freshness import Freshness
+from kilo_core.core.freshness import earliest, Freshness
 
 
 class LiveDrive:
@@ -117,8 +117,15 @@ class SafetyGate:
         self._update(now)
         self.override_required = True
 
-    def tick(self, now: float) -> None:
+    def on_deadline(self, now: float) -> None:
+        """Apply what time alone changed by ``now`` (the node calls it at next_deadline)."""
         self._update(now)
+
+    def next_deadline(self, now: float) -> float | None:
+        """The earliest instant after which the snapshot can change with no event: a
+        heartbeat or IMU going stale, or a held throttle's drive expiring (unlock_allowed)."""
+        return earliest((self._heartbeat.expires_after(now), self._imu.expires_after(now),
+                         self._drive.freshness.expires_after(now)))
 
     # -- state ----------------------------------------------------------------
     def _update(self, now: float) -> None:

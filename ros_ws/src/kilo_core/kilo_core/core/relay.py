@@ -11,7 +11,7 @@ holds again, which after a critical condition needs an operator unlock.
 from __future__ import annotations
 
 from kilo_core.contract import GateReason, LockReason, RelayReason
-from kilo_core.core.freshness import Freshness
+from kilo_core.core.freshness import earliest, Freshness
 
 _CRITICAL_GATE_REASONS = {
     GateReason.ROLLOVER.value: RelayReason.ROLLOVER,
@@ -73,6 +73,11 @@ class RelayLogic:
         # Unknown lock names count as latched: only RELAY_KILLED may remain.
         return self.gate_safe_to_move and all(
             lock == LockReason.RELAY_KILLED.value for lock in self.control_locks)
+
+    def next_deadline(self, now: float) -> float | None:
+        """The earliest instant after which ``evaluate`` can change its answer with no
+        event: the gate's or Control's truth going stale."""
+        return earliest((self._gate.expires_after(now), self._control.expires_after(now)))
 
     def evaluate(self, now: float) -> bool:
         """Update and return ``killed`` for this instant."""

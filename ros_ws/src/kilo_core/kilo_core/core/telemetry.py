@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kilo_core import contract
+from kilo_core.core.freshness import earliest
 
 # Fields that change continuously; a change in them alone is not a change of truth.
 VOLATILE_FIELDS = frozenset(
@@ -71,7 +72,12 @@ class TruthWatch:
 
     def fresh(self, topic: contract.Topic, now: float) -> bool:
         seen = self._seen.get(topic)
-        return seen is not None and now - seen <= self.ttl_s
+        return seen is not None and now <= seen + self.ttl_s
+
+    def next_expiry(self, now: float) -> float | None:
+        """The first moment a watched topic that is fresh now goes stale."""
+        return earliest(seen + self.ttl_s for seen in self._seen.values()
+                        if now <= seen + self.ttl_s)
 
     def stale_topics(self, now: float) -> list[str]:
         return [topic_label(t) for t in WATCHED_TRUTH if not self.fresh(t, now)]

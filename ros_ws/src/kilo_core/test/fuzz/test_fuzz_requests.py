@@ -157,5 +157,5 @@ def test_ros_path_nothing_outlives_the_robot_clock_ttls(case: Case, received: fl
         # drive, locked out once the heartbeat TTL has, whatever the request's ts_ms said.
         assert control.applied(received + CMD_TTL_S + 0.001) == (0.0, 0.0)
         after_hb = received + HB_TTL_S + 0.001
-        gate.tick(after_hb)
+        gate.on_deadline(after_hb)
         assert gate.snapshot(after_hb)['safe_to_move'] is False

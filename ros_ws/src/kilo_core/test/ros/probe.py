@@ -108,12 +108,21 @@ class Probe:
     def wait_for(self, topic: contract.Topic, predicate: Callable[[Payload], bool],
                  timeout: float = 5.0, since: float = 0.0) -> Payload:
         """First truth message (received after ``since``) that satisfies ``predicate``."""
+        return self.wait_for_entry(topic, predicate, timeout, since)[1]
+
+    def wait_for_received(self, topic: contract.Topic, predicate: Callable[[Payload], bool],
+                          timeout: float = 5.0, since: float = 0.0) -> float:
+        """When that first message was received (time.monotonic())."""
+        return self.wait_for_entry(topic, predicate, timeout, since)[0]
+
+    def wait_for_entry(self, topic: contract.Topic, predicate: Callable[[Payload], bool],
+                       timeout: float, since: float) -> tuple[float, Payload]:
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
                 for received, payload in self.history[topic.ros]:
                     if received >= since and predicate(payload):
-                        return payload
+                        return received, payload
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     last = self.history[topic.ros][-1][1] if self.history[topic.ros] else None

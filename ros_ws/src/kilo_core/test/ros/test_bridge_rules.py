@@ -16,7 +16,7 @@ import pytest
 
 from kilo_core import contract
 from kilo_core.core import config as config_core
-from kilo_core.mqtt_bridge import package_version
+from kilo_core.mqtt_bridge import package_version, PRIORITY_DEDUPE_S
 from kilo_core.mqtt_link import PAHO_VERSION
 from kilo_core.tools.broker import Broker
 from kilo_core.tools.processes import BRIDGE, CORE_NODES
@@ -340,7 +340,11 @@ def test_a_stop_overtakes_a_flood_and_is_forwarded_once(
         assert first['rejected'].get('PARSE_ERROR', 0) < FLOOD
         phone.wait_for(SYSTEM, lambda p: p['rejected'].get('PARSE_ERROR') == FLOOD,
                        since=stopped, timeout=120.0)
+        drained = time.monotonic()
         time.sleep(0.5)
-        assert len(forwarded(probe, contract.STOP, since)) == 1
+        # The main link's copy is dropped when it comes within the dedupe window; on a
+        # machine so busy that the flood took longer, it is forwarded too (harmless).
+        copies = len(forwarded(probe, contract.STOP, since))
+        assert copies == 1 or (copies == 2 and drained - since > PRIORITY_DEDUPE_S), copies
     finally:
         flooder.close()
