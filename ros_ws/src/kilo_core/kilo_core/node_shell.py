@@ -8,10 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 import json
-import os
-import signal
 import sys
-import threading
 import time
 from typing import Any, Literal
 
@@ -30,6 +27,7 @@ from kilo_core.core.freshness import earliest
 from kilo_core.core.log_throttle import LogThrottle
 from kilo_core.core.requests import Accepted, validate
 from kilo_core.core.telemetry import change_key
+from kilo_core.stop_signals import StopSignals, wake_on_signal
 from kilo_core.wakeup import Periodic, Wakeup
 
 # Truth is "retained": late joiners get the last value (transient local, depth 1).
@@ -253,31 +251,6 @@ class TruthPublisher:
         return True
 
 
-# Set by SIGINT/SIGTERM; the spin loop ends when it sees it.
-STOP_REQUESTED = threading.Event()
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-def _request_stop(_signum: int, _frame: object) -> None:
-    STOP_REQUESTED.set()
-
-
-def _wake_on_signal(wake_guard: Any) -> None:
-    """Wake the executor when a signal arrives: Python runs a signal's handler in the
-    main thread only once that thread runs Python again, and while the executor sleeps
-    in the DDS wait set it does not. Python's C-level handler writes the signal number
-    to the wake-up fd (from whichever thread the kernel picked); this thread reads it and
-    triggers the guard condition the executor waits on."""
-    read_fd, write_fd = os.pipe()
-    os.set_blocking(write_fd, False)
-    signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
-
-    def relay() -> None:
-        while os.read(read_fd, 64):
-            wake_guard.trigger()
-    threading.Thread(target=relay, name='kilo-signals', daemon=True).start()
-
-
 def destroy(node: Node | None, executor: Executor) -> None:
     """Shut ``executor`` down, then destroy ``node``, as rclpy's own spin helpers do.
 
@@ -294,26 +267,23 @@ def destroy(node: Node | None, executor: Executor) -> None:
 def run(node_factory: Callable[[], KiloNode], args: list[str] | None = None) -> None:
     """Standard main: init, spin until Ctrl-C/SIGTERM, release hardware, shut down.
 
-    The node owns SIGINT/SIGTERM rather than rclpy: rclpy's handler shuts the context
-    down under a spinning executor, which can surface as an RCLError instead of a clean
-    exit. The handler only sets a flag: an exception raised from it lands wherever the
-    main thread is, inside rclpy's C++ too, where pybind turns it into a RuntimeError
-    (seen: a node exiting 1 on SIGTERM). The signal also wakes the executor
-    (_wake_on_signal), so the loop sees the flag at once, with the context still valid
-    for release().
+    The node owns SIGINT/SIGTERM (kilo_core.stop_signals) rather than rclpy: rclpy's
+    handler shuts the context down under a spinning executor, which can surface as an
+    RCLError instead of a clean exit. A signal also wakes the executor, so the loop ends
+    at once, with the context still valid for release().
     """
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    for signum in STOP_SIGNALS:
-        signal.signal(signum, _request_stop)
+    stop = StopSignals()
+    stop.install()
     node: KiloNode | None = None
     executor = SingleThreadedExecutor()
     exit_code = 0
     try:
         node = node_factory()
         executor.add_node(node)
-        _wake_on_signal(node.wake_guard)
+        wake_on_signal(node.wake_guard.trigger)
         node.rearm()
-        while not STOP_REQUESTED.is_set():
+        while not stop.received:
             executor.spin_once()
     except ExternalShutdownException:
         pass
@@ -321,8 +291,6 @@ def run(node_factory: Callable[[], KiloNode], args: list[str] | None = None) -> 
         print(f'FATAL: {exc}', file=sys.stderr, flush=True)
         exit_code = 2
     finally:
-        for signum in STOP_SIGNALS:
-            signal.signal(signum, signal.SIG_IGN)
         if node is not None:
             node.release()
         destroy(node, executor)

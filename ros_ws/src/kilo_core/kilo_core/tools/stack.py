@@ -18,10 +18,8 @@ import json
 import os
 from pathlib import Path
 import shlex
-import signal
 import subprocess
 import sys
-import threading
 import time
 from typing import TextIO
 
@@ -33,6 +31,7 @@ from std_msgs.msg import String
 
 from kilo_core import contract
 from kilo_core.node_shell import destroy, TRUTH_SUB_QOS
+from kilo_core.stop_signals import StopSignals
 from kilo_core.tools.broker import Broker
 from kilo_core.tools.processes import EXECUTABLES, start_node, stop_nodes
 from kilo_core.tools.truth_view import (
@@ -51,15 +50,6 @@ SHARED_ENV = ('ROS_DOMAIN_ID', 'ROS_LOCALHOST_ONLY', 'ROS_AUTOMATIC_DISCOVERY_RA
 # ... of which these are paths, made absolute: env.sh is sourced from anywhere.
 SHARED_PATHS = ('FASTDDS_DEFAULT_PROFILES_FILE',)
 LOCK_FILE = 'lock'
-
-# Set by SIGINT/SIGTERM; the main loop polls it, so a signal never interrupts start-up
-# half-way (a raise inside rclpy.init or Popen could orphan the nodes).
-STOP = threading.Event()
-
-
-def _request_stop(_signum: int, _frame: object) -> None:
-    STOP.set()
-
 
 class TruthView:
     """Subscribes to the truth topics and shows them."""
@@ -168,8 +158,10 @@ def main() -> int:
 def run_stack(run_dir: Path) -> int:
     log_dir = run_dir / 'logs'
     live = sys.stdout.isatty()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, _request_stop)
+    # SIGINT/SIGTERM only set a flag the main loop polls, so a signal never interrupts
+    # start-up half-way (a raise inside rclpy.init or Popen could orphan the nodes).
+    stop = StopSignals()
+    stop.install()
     rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     procs: dict[str, subprocess.Popen] = {}
     node: Node | None = None
@@ -198,7 +190,7 @@ def run_stack(run_dir: Path) -> int:
         while True:
             executor.spin_once(timeout_sec=0.05)
             # Asked to stop: whatever exits from now on is part of stopping, not a crash.
-            if STOP.is_set():
+            if stop.received:
                 break
             dead = [name for name, proc in procs.items() if proc.poll() is not None]
             if dead:
