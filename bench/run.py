@@ -61,6 +61,11 @@ FLOOD_RATE = 2000  # valid and, again, invalid messages per second
 MAX_FLOOD_FAILURES = 5
 WAIT_S = 10.0
 DISCOVERY_SETTLE_S = 4.0
+# The figures this issue started from (issue 12: the nodes polled at 50 Hz).
+BEFORE = BENCH / 'before-issue-12.json'
+PROFILE_RATE_HZ = 200
+PROFILE_TOP = 6
+PY_SPY = str(Path(sys.executable).parent / 'py-spy')
 
 PATHS = [
     report.Measured('paho', 'baseline: paho publish → subscribe (mosquitto)', (), True,
@@ -72,27 +77,28 @@ PATHS = [
     report.Measured('stop_ros', 'STOP on ROS → throttle neutral at pigpiod', ('rclpy',), False,
                     'a STOP published on /kilo/cmd/stop_json while driving, until Control '
                     "writes the neutral throttle pulse to pigpiod: one DDS hop, Control's "
-                    'callback, one pigpio socket round trip. Its tail is waiting for the '
-                    "node's single-threaded executor: a STOP that arrives while Control is "
-                    'in its 50 Hz tick or 10 Hz truth callback waits for that to finish, on '
-                    'two cores shared by the four nodes, mosquitto and the bench. Still '
-                    'within one tick period.'),
+                    'callback, one pigpio socket round trip. A STOP that arrives while '
+                    "Control's single-threaded executor runs another callback (a drive, a "
+                    'truth) waits for it, on two cores shared by the four nodes, mosquitto '
+                    'and the bench.', report.Goal(3.0, over_baseline=True)),
     report.Measured('stop_mqtt', 'STOP over MQTT → throttle neutral at pigpiod',
                     ('paho', 'rclpy'), False,
                     "the phone's STOP (QoS 1) through mosquitto, the bridge's validation, "
-                    "one DDS hop and Control's pigpio write."),
+                    "one DDS hop and Control's pigpio write.", report.Goal(2.0, True)),
     report.Measured('drive_mqtt', 'drive over MQTT → pulse at pigpiod', ('paho', 'rclpy'), False,
-                    'a new throttle from the phone until its pulse width is written.'),
+                    'a new throttle from the phone until its pulse width is written.',
+                    report.Goal(2.0, True)),
     report.Measured('ttl_late', 'command TTL expiry → neutral: lateness', (), False,
                     f'time from a single drive until the neutral pulse, minus cmd_ttl_ms '
                     f"({CMD_TTL_MS} ms). Control wakes at the TTL's deadline (no tick), "
-                    "so what is left is the drive's own transport and the wake-up's "
-                    'thread hop.'),
+                    "so what is left is the drive's own way from the phone (MQTT, the "
+                    "bridge, one DDS hop: the drive path's p50 above) and the wake-up's "
+                    'thread hop.', report.Goal(3.0)),
     report.Measured('hb_late', 'heartbeat loss → lockout: lateness', (), False,
                     f'time from the last heartbeat until the neutral pulse, minus hb_ttl_ms '
                     f'({HB_TTL_MS} ms), with drives still arriving; as for the TTL, the '
                     "node wakes at the deadline; the heartbeat's own way through the "
-                    'bridge counts.'),
+                    'bridge counts.', report.Goal(3.0)),
     report.Measured('stop_mqtt_flood', 'STOP over MQTT under a 2×2000 msg/s flood',
                     ('paho', 'rclpy'), False,
                     "the phone's STOP, on the bridge's priority connection, while a second "
@@ -102,7 +108,7 @@ PATHS = [
                     'cores the flood keeps the bridge (it rejects about 1 000 a second here, '
                     'less than offered), the gate and Control (2 000 heartbeats a second '
                     "each) busy, so the STOP waits for a core and for the nodes' executors. "
-                    'The TTLs stay the backstop.'),
+                    'The TTLs stay the backstop.', report.Goal(report.ABSOLUTE_LIMIT_MS)),
 ]
 
 
@@ -369,6 +375,7 @@ def flooded_stop(rig: Rig, count: int) -> tuple[list[float], dict[str, Any]]:
          str(seconds)], stdout=subprocess.PIPE, text=True)
     try:
         time.sleep(1.0)  # let it reach full rate
+        meter = CpuMeter(rig)
         # The phone's drives queue behind the flood on the bridge's main connection (it
         # cannot keep up with it here): drive over ROS, and STOP as the phone does.
         samples: list[float] = []
@@ -379,6 +386,7 @@ def flooded_stop(rig: Rig, count: int) -> tuple[list[float], dict[str, Any]]:
                 samples += stop_latency(rig, 1, rig.mqtt, arm_with=rig.ros)
             except TimeoutError as exc:  # the robot could not be armed in time: noted
                 failures.append(str(exc)[:200])
+        cpu = meter.read()
         out, _ = flood.communicate(timeout=seconds + 30)
     finally:
         flood.kill()
@@ -387,29 +395,94 @@ def flooded_stop(rig: Rig, count: int) -> tuple[list[float], dict[str, Any]]:
     rejected = sum(after.values()) - sum(before.values())
     return samples, {'target_rate': FLOOD_RATE, 'valid_rate': sent['valid'] / sent['seconds'],
                      'invalid_rate': sent['invalid'] / sent['seconds'], 'rejected': rejected,
-                     'seconds': sent['seconds'], 'failures': failures}
+                     'seconds': sent['seconds'], 'failures': failures, 'cpu': cpu}
 
 
-def cpu_and_rss(rig: Rig, seconds: float) -> dict[str, tuple[float, float]]:
-    """Per node: (% of one core over ``seconds``, RSS MiB at the end)."""
-    ticks = os.sysconf('SC_CLK_TCK')
+def cpu_ms(pid: int) -> float:
+    """CPU time the process has used so far, in ms."""
+    fields = Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000.0 / os.sysconf('SC_CLK_TCK')
 
-    def cpu_seconds(pid: int) -> float:
-        fields = Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / ticks
 
-    start = {name: cpu_seconds(proc.pid) for name, proc in rig.procs.items()}
-    began = time.monotonic()
+class CpuMeter:
+    """CPU-ms per second of each node between ``__init__`` and ``read``."""
+
+    def __init__(self, rig: Rig) -> None:
+        self._pids = {name: proc.pid for name, proc in rig.procs.items()}
+        self._start = {name: cpu_ms(pid) for name, pid in self._pids.items()}
+        self._began = time.monotonic()
+
+    def read(self) -> dict[str, float]:
+        elapsed = time.monotonic() - self._began
+        return {name: (cpu_ms(pid) - self._start[name]) / elapsed
+                for name, pid in self._pids.items()}
+
+
+def cpu_over(rig: Rig, seconds: float) -> dict[str, float]:
+    meter = CpuMeter(rig)
     time.sleep(seconds)
-    elapsed = time.monotonic() - began
-    result = {}
+    return meter.read()
+
+
+def rss_mib(pid: int) -> float:
+    status = Path(f'/proc/{pid}/status').read_text()
+    return int(next(line for line in status.splitlines()
+                    if line.startswith('VmRSS:')).split()[1]) / 1024.0
+
+
+def bare_rclpy_rss_mib() -> float:
+    """RSS of a process that imports rclpy, creates one node and does nothing else."""
+    script = ('import os, rclpy; from std_msgs.msg import String; rclpy.init(); '
+              "node = rclpy.create_node('kilo_bench_bare'); "
+              "print(open(f'/proc/{os.getpid()}/status').read(), flush=True)")
+    status = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
+                            check=True, timeout=60).stdout
+    return int(next(line for line in status.splitlines()
+                    if line.startswith('VmRSS:')).split()[1]) / 1024.0
+
+
+def profiles(rig: Rig, seconds: float, workdir: Path) -> dict[str, list[tuple[str, float]]]:
+    """Each node's busiest frames (self time, share of its samples) over ``seconds``,
+    sampled by py-spy from outside (the node runs unchanged)."""
+    records = {}
     for name, proc in rig.procs.items():
-        used = cpu_seconds(proc.pid) - start[name]
-        status = Path(f'/proc/{proc.pid}/status').read_text()
-        rss_kib = int(next(line for line in status.splitlines()
-                           if line.startswith('VmRSS:')).split()[1])
-        result[name] = (100.0 * used / elapsed, rss_kib / 1024.0)
+        out = workdir / f'profile-{name}.txt'
+        records[name] = (out, subprocess.Popen(
+            [PY_SPY, 'record', '--pid', str(proc.pid), '--duration', str(int(seconds)),
+             '--rate', str(PROFILE_RATE_HZ), '--format', 'raw', '--nonblocking',
+             '--output', str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    result = {}
+    for name, (out, spy) in records.items():
+        spy.wait(timeout=seconds + 60)
+        result[name] = top_frames(out.read_text() if out.exists() else '')
     return result
+
+
+def top_frames(raw: str) -> list[tuple[str, float]]:
+    """py-spy's raw format: one 'frame;frame;... count' line per distinct stack."""
+    leaves: dict[str, int] = {}
+    total = 0
+    for line in raw.splitlines():
+        stack, _, count = line.rpartition(' ')
+        if not stack or not count.isdigit():
+            continue
+        leaf = stack.split(';')[-1]
+        leaves[leaf] = leaves.get(leaf, 0) + int(count)
+        total += int(count)
+    ranked = sorted(leaves.items(), key=lambda item: -item[1])[:PROFILE_TOP]
+    return [(frame, 100.0 * count / total) for frame, count in ranked]
+
+
+def before() -> dict[str, Any]:
+    """The starting point's p99s and CPU (ms/s), from the report it wrote."""
+    if not BEFORE.exists():
+        return {}
+    saved = json.loads(BEFORE.read_text(encoding='utf-8'))
+    return {'label': f'the run of {saved["machine"]["date"]} (before issue 12)',
+            'paths': {row['key']: row['p99'] for row in saved['paths']},
+            'nodes': {name: {'idle': 10.0 * row['cpu_idle'],
+                             'driving': 10.0 * row['cpu_driving']}
+                      for name, row in saved['nodes'].items()}}
 
 
 def machine() -> dict[str, Any]:
@@ -436,7 +509,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.rerender:
         saved = json.loads((args.out / 'report.json').read_text(encoding='utf-8'))
-        extra = {key: saved[key] for key in ('flood', 'nodes', 'seconds')}
+        extra = {key: saved[key] for key in ('flood', 'nodes', 'seconds', 'before',
+                                             'profiles', 'bare_rclpy_rss_mib')}
         report.write(report.build(PATHS, saved['samples_ms'], extra, saved['machine'],
                                   saved['quick']), args.out)
         return 0
@@ -463,10 +537,14 @@ def main() -> int:
             # A node that has just started may not have discovered the others yet (Fast
             # DDS announces late joiners every few seconds): let the graph settle.
             time.sleep(DISCOVERY_SETTLE_S)
-            idle = cpu_and_rss(rig, n['window'])
+            print('CPU and profiles', flush=True)
+            idle = cpu_over(rig, n['window'])
+            rss = {name: rss_mib(proc.pid) for name, proc in rig.procs.items()}
+            extra['profiles'] = {'idle': profiles(rig, n['window'], Path(tmp))}
             heartbeats = [Stream(lambda: rig.mqtt(contract.HEARTBEAT, qos=0), 5.0)]
             drives, _moving = arm(rig, rig.mqtt)
-            driving = cpu_and_rss(rig, n['window'])
+            driving = cpu_over(rig, n['window'])
+            extra['profiles']['driving'] = profiles(rig, n['window'], Path(tmp))
             drives.stop()
             print('STOP on ROS', flush=True)
             samples['stop_ros'] = stop_latency(rig, n['latency'], rig.ros)
@@ -480,14 +558,17 @@ def main() -> int:
             samples['hb_late'] = heartbeat_lateness(rig, n['hb'], heartbeats)
             print('STOP under flood', flush=True)
             samples['stop_mqtt_flood'], extra['flood'] = flooded_stop(rig, n['latency'])
+            flood_cpu = extra['flood'].pop('cpu')
             heartbeats[0].stop()
         finally:
             rig.close()
             rclpy.try_shutdown()
     extra['nodes'] = {name: {'boot': report.summarize(boots[name]),
-                             'cpu_idle': idle[name][0], 'rss_idle_mib': idle[name][1],
-                             'cpu_driving': driving[name][0],
-                             'rss_driving_mib': driving[name][1]} for name in EXECUTABLES}
+                             'cpu_idle_ms_s': idle[name], 'cpu_driving_ms_s': driving[name],
+                             'cpu_flood_ms_s': flood_cpu[name], 'rss_mib': rss[name]}
+                      for name in EXECUTABLES}
+    extra['bare_rclpy_rss_mib'] = bare_rclpy_rss_mib()
+    extra['before'] = before()
     extra['seconds'] = time.monotonic() - began
     built = report.build(PATHS, samples, extra, machine(), args.quick)
     report.write(built, args.out)

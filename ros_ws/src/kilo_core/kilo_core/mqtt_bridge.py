@@ -320,7 +320,12 @@ class MqttBridge(KiloNode):
                                    f'unreadable truth on {topic.ros}: {exc}', now, 5.0)
                 return
             with self._lock:
+                back = not self._watch.fresh(topic, now)
                 self._watch.saw(topic, now)
+                if back:  # a node coming back is shown at once, as one going stale is
+                    nodes = self._nodes(now)
+                    self._raise_all(self._transitions.liveness(nodes), now)
+                    self._publish_system(now, nodes)
                 self._withdrawn.discard(topic)
                 self._raise_all(self._node_callback_errors(topic, payload), now)
                 if topic is contract.STATE_SAFETY:

@@ -109,6 +109,8 @@ class KiloNode(Node):
         self.config = config_core.load(override or None)
         self._log_throttles: dict[float, LogThrottle] = {}
         self.get_logger().info(f'config: {self.config.source}')
+        for note in self.config.notes:
+            self.get_logger().warning(f'config: {note}')
         self.wake_guard = self.create_guard_condition(
             self.containment.wrap('wakeup', self._on_wake))
         wakeup = Wakeup(self.wake_guard.trigger)
@@ -130,8 +132,9 @@ class KiloNode(Node):
         rearm = self.containment.wrap('rearm', self.rearm)
 
         def handle_then_rearm(msg: Any) -> None:
+            began = monotonic()
             contained(msg)
-            rearm()
+            rearm(began)
         return super().create_subscription(msg_type, topic, handle_then_rearm, qos_profile,
                                            **kwargs)
 
@@ -148,14 +151,19 @@ class KiloNode(Node):
         """Hook run at each wake-up, after the due ``every`` work: act on what time
         alone changed."""
 
-    def rearm(self) -> None:
-        """Arm the wake-up for the earliest deadline (after every event and wake-up)."""
+    def rearm(self, began: float) -> None:
+        """Arm the wake-up for the earliest deadline, after every event and wake-up.
+
+        ``began`` is when the work just done read the clock: a deadline that passed
+        while it ran is still listed (due, so the wake-up comes at once); asked at the
+        clock's reading now, the cores would no longer name it and it would be missed
+        until the next event (found by an attacker: a drive held its throttle past
+        cmd_ttl_ms that way)."""
         assert self.wakeup is not None
-        now = monotonic()
         try:
-            at = earliest([self.next_deadline(now), *(p.due_at for p in self._periodic)])
+            at = earliest([self.next_deadline(began), *(p.due_at for p in self._periodic)])
         except Exception:
-            self.wakeup.arm(now + REARM_FALLBACK_S)
+            self.wakeup.arm(monotonic() + REARM_FALLBACK_S)
             raise
         self.wakeup.arm(at)
 
@@ -166,7 +174,7 @@ class KiloNode(Node):
                 periodic.run_if_due(now)
             self.on_deadline(now)
         finally:
-            self.rearm()
+            self.rearm(now)
 
     def destroy_node(self) -> None:
         if self.wakeup is not None:  # its thread ends before the guard condition goes
@@ -282,7 +290,7 @@ def run(node_factory: Callable[[], KiloNode], args: list[str] | None = None) -> 
         node = node_factory()
         executor.add_node(node)
         wake_on_signal(node.wake_guard.trigger)
-        node.rearm()
+        node.rearm(monotonic())
         while not stop.received:
             executor.spin_once()
     except ExternalShutdownException:

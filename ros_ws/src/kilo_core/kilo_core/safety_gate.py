@@ -55,6 +55,7 @@ class SafetyGateNode(KiloNode):
 
     def drive_callback(self, payload: dict[str, Any], now: float) -> None:
         self.gate.on_drive(payload['steer'], payload['throttle'], now)
+        self.publish_changes(now)  # unlock_allowed follows a held throttle
 
     def imu_callback(self, payload: dict[str, Any], now: float) -> None:
         accel = payload.get('accel')

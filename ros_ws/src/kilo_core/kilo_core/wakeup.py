@@ -29,11 +29,18 @@ class Wakeup:
         self.thread = threading.Thread(target=self._run, name='kilo-wakeup', daemon=True)
 
     def arm(self, at: float | None) -> None:
-        """Wake at ``at`` (steady clock), replacing what was armed; None disarms."""
+        """Wake at ``at`` (steady clock), replacing what was armed; None disarms.
+
+        A moment that has come but not yet been acted on is never dropped: replaced by a
+        later one (this thread had not run yet), it wakes the node now."""
         with self._changed:
-            if at != self._at:
-                self._at = at
-                self._changed.notify()
+            if at == self._at:
+                return
+            if self._at is not None and self._at <= time.monotonic() and (
+                    at is None or at > self._at):
+                self._trigger()
+            self._at = at
+            self._changed.notify()
 
     def end(self) -> None:
         with self._changed:

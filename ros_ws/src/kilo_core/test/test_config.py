@@ -179,3 +179,14 @@ def test_unusable_password_file_is_a_config_error_naming_it(
     with pytest.raises(ConfigError, match=words) as info:
         config_core.with_password_file(mqtt)
     assert info.value.source == str(secret)
+
+
+def test_a_retired_key_is_ignored_with_a_note(tmp_path: Path) -> None:
+    """An override written for an earlier release (publish.tick_hz, before the nodes
+    became event-driven) still loads; the node logs what was ignored."""
+    path = tmp_path / 'old.yaml'
+    path.write_text('publish:\n  tick_hz: 50\n', encoding='utf-8')
+    config = config_core.load(str(path))
+    assert config.notes == ('publish.tick_hz: ignored since kilo7 0.3: no node polls any '
+                            'more, each wakes at its next deadline',)
+    assert config_core.load(None).notes == ()

@@ -160,3 +160,16 @@ def test_SafetyGate_nothing_changes_before_its_deadline(
         now += gap
         feed(gate, GATE_EVENTS, kind, now)
         settles_until_deadline(gate.snapshot, gate.next_deadline, now)
+
+
+def test_a_deadline_that_passed_during_the_work_is_named_when_asked_at_its_start(
+        config: Config) -> None:
+    """The node asks next_deadline at the moment its work began (KiloNode.rearm): the
+    cores still name an expiry that came while the work ran, so it is acted on at once."""
+    control = Control(config.ttl, 'sim', 0.0)
+    control.on_drive(0.0, 0.6, 0.3)
+    expiry = 0.3 + config.ttl.cmd_ttl_ms / 1000.0
+    began = expiry - 0.0005
+    control.on_deadline(began)
+    assert control.next_deadline(began) == expiry
+    assert control.next_deadline(expiry + 0.001) is None, 'asked later, it is gone'

@@ -54,3 +54,16 @@ def test_Periodic_keeps_its_rate_and_after_a_stall_runs_once_not_a_burst() -> No
     assert periodic.due_at == 1.25
     periodic.run_if_due(3.0)  # stalled for eight periods
     assert runs == [1.01, 3.0] and periodic.due_at == 3.25
+
+
+def test_Wakeup_a_due_moment_replaced_by_a_later_one_still_wakes() -> None:
+    """The thread may not have run between the moment coming and a re-arm: the re-arm
+    itself must not drop it (found by an attacker: a TTL expiry missed that way)."""
+    wakeup, fired = started()
+    try:
+        now = time.monotonic()
+        wakeup.arm(now - 0.001)
+        wakeup.arm(now + 60.0)
+        assert fired.wait(1.0)
+    finally:
+        wakeup.end()

@@ -148,6 +148,8 @@ class Config:
     relay: RelayConfig
     safety_model: SafetyModelConfig
     source: str
+    # What the loader has to tell (a retired key it ignored), for the node's log.
+    notes: tuple[str, ...] = ()
 
 
 def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -231,8 +233,27 @@ def _check_ordering(config: Config) -> None:
             raise ConfigError(config.source, key, message)
 
 
+# Keys older configs may still set, and why they are ignored: a robot whose override file
+# was written for an earlier release still starts, and says so in its log.
+RETIRED_KEYS = {
+    ('publish', 'tick_hz'): 'ignored since kilo7 0.3: no node polls any more, each wakes '
+                            'at its next deadline',
+}
+
+
+def _drop_retired(document: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
+    notes = []
+    for (section, key), why in RETIRED_KEYS.items():
+        if isinstance(document.get(section), dict) and key in document[section]:
+            document = {**document, section: {
+                name: value for name, value in document[section].items() if name != key}}
+            notes.append(f'{section}.{key}: {why}')
+    return document, tuple(notes)
+
+
 def build(document: dict[str, Any], source: str) -> Config:
     """Validate a merged config document and turn it into a Config."""
+    document, notes = _drop_retired(document)
     _check_finite(document, source)
     _check_schema(document, source)
     control = document['control']
@@ -254,6 +275,7 @@ def build(document: dict[str, Any], source: str) -> Config:
             profiles={
                 name: ProfileConfig(**values) for name, values in model['profiles'].items()}),
         source=source,
+        notes=notes,
     )
     _check_ordering(config)
     return config
