@@ -264,9 +264,10 @@ def destroy(node: Node | None, executor: Executor) -> None:
 
     Seen without the shutdown: about one stop in five of `make run`'s test left a node
     stuck in destroy_node (its stack, dumped on SIGABRT, in rclpy's
-    destroy_when_not_in_use) until it was killed; with it, none in 25 runs. Between
-    spin_once calls the executor keeps the generator of its last wait, which holds that
-    wait's entities in use; shutdown drops it."""
+    destroy_when_not_in_use) until it was killed; with it, none in 25 runs. The
+    mechanism is not pinned down: between spin_once calls the executor keeps the
+    generator of its last wait (shutdown drops it), but a two-process reproduction of
+    that did not hang."""
     executor.shutdown()
     if node is not None:
         node.destroy_node()
