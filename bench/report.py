@@ -125,17 +125,18 @@ def markdown(report: dict[str, Any]) -> str:
     flood = report.get('flood')
     if flood:
         lines += ['', '## Flood', '',
-                  f'During the flooded STOP runs a second client sent {flood["valid_rate"]:.0f} '
-                  f'valid and {flood["invalid_rate"]:.0f} invalid messages per second '
-                  f'(asked for {flood["target_rate"]} each) for {flood["seconds"]:.0f} s; '
-                  f'the bridge rejected {flood["rejected"]} of the invalid ones by the end '
-                  f'({flood["rejected"] / flood["seconds"]:.0f} a second on average). The '
-                  "phone's drives queue behind such a flood on the bridge's main "
-                  'connection, so here the robot is driven over ROS and only the STOP comes '
-                  "from the phone, on the bridge's priority connection."]
+                  f'While the phone armed, drove and stopped over MQTT, a second client '
+                  f'sent {flood["valid_rate"]:.0f} valid heartbeats and '
+                  f'{flood["invalid_rate"]:.0f} invalid drives per second (asked for '
+                  f'{flood["target_rate"]} each) for {flood["seconds"]:.0f} s. The bridge '
+                  f'rejected {flood["rejected"]} of the invalid ones '
+                  f'({flood["rejected"] / flood["seconds"]:.0f} a second) and forwarded one '
+                  f'heartbeat in each mqtt.heartbeat_coalesce_ms, counting '
+                  f'{flood.get("coalesced", "?")} as coalesced, so the gate and Control see '
+                  "the phone's own requests, not thousands of heartbeats a second."]
         for failure in flood['failures']:
-            lines.append(f'- a STOP sample was skipped: the robot could not be armed in time '
-                         f'under the flood ({failure})')
+            lines.append(f"- a round was skipped: a request of the phone's did not get "
+                         f'through in time under the flood ({failure})')
     lines += ['', '## CPU, memory and boot', '',
               '| node | CPU ms/s idle (before; goal) | driving (before) | under the flood '
               '| RSS MiB | of it a bare rclpy node | boot → first truth p50 / max (ms, n) |',
@@ -157,7 +158,7 @@ def markdown(report: dict[str, Any]) -> str:
               'from /proc over the window; scale it by how much slower a core of the target '
               'is (a Raspberry Pi 4 core runs this Python several times slower). Driving '
               'means heartbeats at 5 Hz and drives at 10 Hz from the phone; the flood is the '
-              "flooded STOP's. RSS is at the end of the idle window; a bare rclpy node (rclpy "
+              "flooded runs'. RSS is at the end of the idle window; a bare rclpy node (rclpy "
               'and Fast DDS imported, one node created, nothing else) shows how much of it '
               "is ROS's. Boot is measured from process start to the node's systemd "
               'READY=1, which it sends right after its first truth publish.']

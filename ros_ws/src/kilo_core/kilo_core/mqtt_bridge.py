@@ -38,6 +38,7 @@ from kilo_core.core.bridge import (
     clears_a_stop,
     Drop,
     Forward,
+    HeartbeatCoalescer,
     IntentDebounce,
     PriorityDedupe,
     RESERVED_INTENTS,
@@ -108,6 +109,7 @@ class MqttBridge(KiloNode):
         self._alert_limiter = AlertLimiter(settings.alert_min_interval_s)
         self._burst = RejectBurst(settings.reject_burst_count, settings.reject_burst_window_s)
         self._debounce = IntentDebounce(settings.intent_debounce_ms / 1000.0)
+        self._heartbeats = HeartbeatCoalescer(settings.heartbeat_coalesce_ms / 1000.0)
 
         self._requests_out = {
             topic: self.create_publisher(String, topic.ros, REQUEST_QOS)
@@ -237,6 +239,8 @@ class MqttBridge(KiloNode):
                 return
             if decision.topic is contract.INTENT and not self._debounce.admit(
                     decision.payload, now):
+                return
+            if decision.topic is contract.HEARTBEAT and not self._heartbeats.admit(now):
                 return
             self._requests_out[decision.topic].publish(String(data=decision.text))
             if clears_a_stop(decision):
@@ -394,6 +398,7 @@ class MqttBridge(KiloNode):
         payload = telemetry.system_payload(
             self._mode, nodes, machine.read(), self._rejected, wall_ms())
         payload['callback_errors'] = self.callback_errors  # on MQTT as on ROS
+        payload['heartbeats_coalesced'] = self._heartbeats.coalesced
         self._system_truth.publish(payload, force=True)
         self._publish_mqtt(contract.STATE_SYSTEM.mqtt, _json(payload))
 

@@ -12,6 +12,7 @@ from kilo_core.core.bridge import (
     clears_a_stop,
     Drop,
     Forward,
+    HeartbeatCoalescer,
     IntentDebounce,
     PriorityDedupe,
     route,
@@ -159,6 +160,26 @@ def test_a_new_utterance_or_a_different_intent_passes_the_debounce() -> None:
 def test_stop_intents_are_never_suppressed() -> None:
     debounce = IntentDebounce(1.0)
     assert all(debounce.admit(intent('STOP', 'same'), now=10.0 + i * 0.01) for i in range(5))
+
+
+def test_heartbeats_closer_than_the_interval_are_counted_not_forwarded() -> None:
+    heartbeats = HeartbeatCoalescer(0.125)
+    # A flood of 1 024 a second for a second forwards eight, each 0.125 s after the last
+    # (times exact in binary floating point).
+    admitted = [i for i in range(1024) if heartbeats.admit(now=5.0 + i / 1024)]
+    assert admitted == list(range(0, 1024, 128))
+    assert heartbeats.coalesced == 1024 - 8
+
+
+def test_a_phone_at_the_contract_rate_has_every_heartbeat_forwarded() -> None:
+    heartbeats = HeartbeatCoalescer(0.1)
+    assert all(heartbeats.admit(now=i * 0.25) for i in range(40))  # 4 Hz
+    assert heartbeats.coalesced == 0
+
+
+def test_a_zero_interval_forwards_every_heartbeat() -> None:
+    heartbeats = HeartbeatCoalescer(0.0)
+    assert all(heartbeats.admit(now=1.0) for _ in range(10))
 
 
 def test_a_priority_request_is_forwarded_once_from_whichever_link_is_first() -> None:

@@ -126,6 +126,31 @@ class IntentDebounce:
         return True
 
 
+class HeartbeatCoalescer:
+    """Forwards a valid heartbeat only when ``min_interval_s`` has passed since the last
+    one forwarded; the others are counted, not forwarded.
+
+    A heartbeat carries nothing but "a phone is alive now", so one a few ms after the
+    last says nothing new to the nodes, and a client sending thousands a second would
+    otherwise keep the gate and Control busy with them (and every other request waiting
+    for a core). Only valid heartbeats get here: an invalid one never refreshes a TTL.
+    The nodes see the liveness at most ``min_interval_s`` older than the newest one, so
+    the heartbeat TTL can only expire sooner, never later.
+    """
+
+    def __init__(self, min_interval_s: float) -> None:
+        self.min_interval_s = min_interval_s
+        self.coalesced = 0
+        self._last: float | None = None
+
+    def admit(self, now: float) -> bool:
+        if self._last is not None and now - self._last < self.min_interval_s:
+            self.coalesced += 1
+            return False
+        self._last = now
+        return True
+
+
 def clears_a_stop(forward: Forward) -> bool:
     """Whether a forwarded request can clear a STOP: clear_stop (the gate's latch),
     unlock or an UNLOCK_REQUEST intent (Control's EXPLICIT_STOP lock)."""

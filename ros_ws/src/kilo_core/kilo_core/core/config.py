@@ -84,6 +84,7 @@ class MqttConfig:
     health_hz: float
     system_hz: float
     intent_debounce_ms: int
+    heartbeat_coalesce_ms: int
     alert_min_interval_s: float
     reject_burst_count: int
     reject_burst_window_s: float

@@ -19,6 +19,7 @@ from kilo_core.core import config as config_core
 from kilo_core.mqtt_bridge import package_version, PRIORITY_DEDUPE_S
 from kilo_core.mqtt_link import PAHO_VERSION
 from kilo_core.tools.broker import Broker
+from kilo_core.tools.cli import request
 from kilo_core.tools.processes import BRIDGE, CORE_NODES
 
 from conftest import Stack
@@ -62,6 +63,8 @@ def driving(phone: Phone, probe: Probe, throttle: float) -> Iterator[None]:
 # rejects about 15 000 a second here, and kilo/state/system, which counts them,
 # refreshes once a second.
 FLOOD = 60000
+# Valid heartbeats from a second client, sent as fast as paho queues them.
+HEARTBEAT_FLOOD = 5000
 
 def forwarded(probe: Probe, topic: contract.Topic, since: float) -> list[dict]:
     return probe.messages(topic, since=since)
@@ -346,5 +349,39 @@ def test_a_stop_overtakes_a_flood_and_is_forwarded_once(
         # machine so busy that the flood took longer, it is forwarded too (harmless).
         copies = len(forwarded(probe, contract.STOP, since))
         assert copies == 1 or (copies == 2 and drained - since > PRIORITY_DEDUPE_S), copies
+    finally:
+        flooder.close()
+
+
+def test_a_heartbeat_flood_reaches_the_nodes_coalesced_and_the_phone_keeps_driving(
+        bridged: Stack, broker: Broker, phone: Phone, probe: Probe) -> None:
+    """Another client sending valid heartbeats as fast as it can: the nodes get at most
+    one per mqtt.heartbeat_coalesce_ms, the rest are counted in the system truth, and the
+    phone's own drive is still applied, unlocked."""
+    interval_s = config_core.load().mqtt.heartbeat_coalesce_ms / 1000.0
+    heartbeat = json.dumps(request(contract.HEARTBEAT))
+    flooder = Phone.of(broker, 'flooder', subscribe=())
+    try:
+        with driving(phone, probe, 0.3):
+            before = phone.wait_for(SYSTEM, lambda p: True, since=time.monotonic())
+            since = time.monotonic()
+            for _ in range(HEARTBEAT_FLOOD - 1):
+                flooder.client.publish(contract.HEARTBEAT.mqtt, heartbeat, qos=0)
+            flooder.send_raw(contract.HEARTBEAT.mqtt, heartbeat, qos=1)
+            # Every flood heartbeat was either forwarded or counted.
+            drained = phone.wait_for(
+                SYSTEM, lambda p: p['heartbeats_coalesced'] - before['heartbeats_coalesced']
+                + len(forwarded(probe, contract.HEARTBEAT, since)) >= HEARTBEAT_FLOOD,
+                since=since, timeout=60.0)
+            elapsed = time.monotonic() - since
+            seen = len(forwarded(probe, contract.HEARTBEAT, since))
+            assert seen <= elapsed / interval_s + 2, (seen, elapsed)
+            assert drained['heartbeats_coalesced'] - before['heartbeats_coalesced'] \
+                >= HEARTBEAT_FLOOD - seen
+            since = time.monotonic()
+            phone.send(contract.DRIVE, steer=0.0, throttle=0.5)
+            applied = probe.wait_for(
+                contract.STATE_CONTROL, lambda p: p['applied']['throttle'] == 0.5, since=since)
+            assert not applied['locked']
     finally:
         flooder.close()
