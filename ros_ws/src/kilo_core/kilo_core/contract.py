@@ -71,6 +71,9 @@ REQUEST_FILTERS = ('kilo/cmd/#', 'kilo/ui/#', 'kilo/phone/#')
 # Requests the bridge also reads on a connection of their own, so they never wait behind
 # other traffic (a flood) on its main one.
 PRIORITY_REQUESTS = (STOP,)
+# Requests that can clear a STOP (an intent can be UNLOCK_REQUEST): a STOP waiting in a
+# node never overtakes them alone (kilo_core.stop_first).
+STOP_CLEARING_REQUESTS = (CLEAR_STOP, UNLOCK, INTENT)
 
 # Broker users (config/mosquitto/kilo7.acl): the bridge alone writes the robot's topics
 # (kilo/state/#, kilo/health, kilo/alerts); the phone writes requests only.

@@ -27,6 +27,7 @@ from kilo_core.core.freshness import earliest
 from kilo_core.core.log_throttle import LogThrottle
 from kilo_core.core.requests import Accepted, validate
 from kilo_core.core.telemetry import change_key
+from kilo_core.stop_first import StopFirst, Turn
 from kilo_core.stop_signals import StopSignals, wake_on_signal
 from kilo_core.wakeup import Periodic, Wakeup
 
@@ -102,6 +103,7 @@ class KiloNode(Node):
         self.containment = Containment(
             self.get_logger().error, self.on_callback_error, monotonic)
         self.supervisor = Supervisor()
+        self.stop_first = StopFirst()
         self._periodic: list[Periodic] = []
         # destroy_node runs even when the config below is refused (rclpy's shutdown).
         self.wakeup: Wakeup | None = None
@@ -126,17 +128,25 @@ class KiloNode(Node):
 
     def create_subscription(  # type: ignore[override]
             self, msg_type: Any, topic: str, callback: Callable[[Any], None],
-            qos_profile: QoSProfile | int, **kwargs: Any) -> Subscription:
+            qos_profile: QoSProfile | int, *, turn: Turn = Turn.QUEUED,
+            **kwargs: Any) -> Subscription:
+        """``turn``: where its callbacks stand relative to a STOP (kilo_core.stop_first);
+        before a queued one, every STOP waiting runs first."""
         site = f'subscription {topic}'
         contained = self.containment.wrap(site, callback)
         rearm = self.containment.wrap('rearm', self.rearm)
+        stops_first = self.containment.wrap('stop first', self.stop_first.run_pending_stops)
 
         def handle_then_rearm(msg: Any) -> None:
+            if turn is Turn.QUEUED:
+                stops_first()
             began = monotonic()
             contained(msg)
             rearm(began)
-        return super().create_subscription(msg_type, topic, handle_then_rearm, qos_profile,
-                                           **kwargs)
+        subscription = super().create_subscription(
+            msg_type, topic, handle_then_rearm, qos_profile, **kwargs)
+        self.stop_first.add(subscription, turn)
+        return subscription
 
     # -- time: one wake-up, armed for the earliest deadline -----------------------------
     def every(self, period_s: float, action: Callable[[float], None]) -> None:
@@ -204,7 +214,10 @@ class KiloNode(Node):
             self.log_throttled(
                 'warning', topic.ros,
                 f'dropped {topic.ros}: {verdict.reason.value}: {verdict.detail}', now)
-        self.create_subscription(String, topic.ros, callback, qos)
+        turn = (Turn.STOP if topic in contract.PRIORITY_REQUESTS
+                else Turn.CLEARS_STOP if topic in contract.STOP_CLEARING_REQUESTS
+                else Turn.QUEUED)
+        self.create_subscription(String, topic.ros, callback, qos, turn=turn)
 
     def log_throttled(self, level: LogLevel, key: str, text: str, now: float,
                       interval_s: float = 1.0) -> None:

@@ -39,8 +39,13 @@ class Wakeup:
             if self._at is not None and self._at <= time.monotonic() and (
                     at is None or at > self._at):
                 self._trigger()
+            sooner = at is not None and (self._at is None or at < self._at)
             self._at = at
-            self._changed.notify()
+            if sooner:
+                # Only then: a later or no moment is found when the thread wakes for the
+                # earlier one, and an event stream that keeps pushing a TTL back (a drive
+                # every 50 ms) costs no thread switch each.
+                self._changed.notify()
 
     def end(self) -> None:
         with self._changed:

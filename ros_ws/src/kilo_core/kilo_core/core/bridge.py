@@ -156,7 +156,7 @@ def clears_a_stop(forward: Forward) -> bool:
     unlock or an UNLOCK_REQUEST intent (Control's EXPLICIT_STOP lock)."""
     if forward.topic is contract.INTENT:
         return forward.payload['intent'] == Intent.UNLOCK_REQUEST.value
-    return forward.topic in (contract.CLEAR_STOP, contract.UNLOCK)
+    return forward.topic in contract.STOP_CLEARING_REQUESTS
 
 
 class PriorityDedupe:
