@@ -12,7 +12,7 @@ setup(
         ('share/' + package_name, ['package.xml']),
         ('share/' + package_name + '/config', ['kilo_core/config/kilo.yaml']),
     ],
-    install_requires=['setuptools', 'jsonschema', 'PyYAML', 'pigpio', 'paho-mqtt>=1.6'],
+    install_requires=['setuptools', 'PyYAML', 'pigpio', 'paho-mqtt>=1.6'],
     zip_safe=True,
     maintainer='KILO.7 developers',
     maintainer_email='dev@kilo7.example.org',

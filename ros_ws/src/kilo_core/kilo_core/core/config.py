@@ -180,7 +180,7 @@ def parse_yaml(text: str, source: str) -> dict[str, Any]:
 def _check_finite(value: Any, source: str, key: str = '') -> None:
     """Reject NaN and infinity anywhere in the document, naming the dotted key.
 
-    This runs before the schema: every comparison with NaN is false, so jsonschema's
+    This runs before the schema: every comparison with NaN is false, so the schema's
     minimum/maximum let it through, and infinity passes any range left open. A NaN rate
     crashes a node's timer setup; a NaN or infinite retry delay means it never retries.
     """
@@ -195,12 +195,10 @@ def _check_finite(value: Any, source: str, key: str = '') -> None:
 
 
 def _check_schema(document: dict[str, Any], source: str) -> None:
-    errors = sorted(
-        schemas.validator(CONFIG_SCHEMA).iter_errors(document), key=lambda e: list(e.path))
+    errors = schemas.errors(CONFIG_SCHEMA, document)
     if errors:
-        error = errors[0]
-        key = '.'.join(str(part) for part in error.path) or '<root>'
-        raise ConfigError(source, key, error.message)
+        path, message = errors[0]
+        raise ConfigError(source, '.'.join(str(part) for part in path) or '<root>', message)
 
 
 def _check_ordering(config: Config) -> None:

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft7Validator
+from kilo_core.schemas import draft7
 
 SCHEMA_DIR = Path(__file__).resolve().parent
 
@@ -19,24 +19,23 @@ def schema_path(name: str) -> Path:
 
 @cache
 def load(name: str) -> dict[str, Any]:
-    """Load and check one schema by its schema_version name."""
+    """Load one schema by its schema_version name; refuse one that cannot be enforced."""
     with schema_path(name).open(encoding='utf-8') as handle:
         schema = json.load(handle)
-    Draft7Validator.check_schema(schema)
+    draft7.check_schema(schema)
     return schema
 
 
-@cache
-def validator(name: str) -> Draft7Validator:
-    """A reusable validator for one schema (compiled once per process)."""
-    return Draft7Validator(load(name))
+def errors(name: str, payload: Any) -> list[tuple[draft7.Path, str]]:
+    """Every way ``payload`` breaks schema ``name``, ordered by where."""
+    return sorted(draft7.errors(load(name), payload),
+                  key=lambda error: [str(part) for part in error[0]])
 
 
 def first_error(name: str, payload: Any) -> str | None:
     """Describe the first way ``payload`` breaks schema ``name``, or None if valid."""
-    errors = sorted(validator(name).iter_errors(payload), key=lambda e: list(e.path))
-    if not errors:
+    found = errors(name, payload)
+    if not found:
         return None
-    error = errors[0]
-    where = '.'.join(str(part) for part in error.path) or '<root>'
-    return f'{where}: {error.message}'
+    path, message = found[0]
+    return f'{".".join(str(part) for part in path) or "<root>"}: {message}'
