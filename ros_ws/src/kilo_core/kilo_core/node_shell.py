@@ -31,6 +31,14 @@ from kilo_core.stop_first import StopFirst, Turn
 from kilo_core.stop_signals import StopSignals, wake_on_signal
 from kilo_core.wakeup import Periodic, Wakeup
 
+try:  # Iron and later
+    from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
+except ImportError:  # Humble: the same classes, under their old module name
+    from rclpy.qos_event import (  # type: ignore[no-redef]
+        PublisherEventCallbacks,
+        SubscriptionEventCallbacks,
+    )
+
 # Truth is "retained": late joiners get the last value (transient local, depth 1).
 TRUTH_QOS = QoSProfile(
     depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -131,7 +139,13 @@ class KiloNode(Node):
             qos_profile: QoSProfile | int, *, turn: Turn = Turn.QUEUED,
             **kwargs: Any) -> Subscription:
         """``turn``: where its callbacks stand relative to a STOP (kilo_core.stop_first);
-        before a queued one, every STOP waiting runs first."""
+        before a queued one, every STOP waiting runs first.
+
+        rclpy gives every subscription and publisher two default event handlers (they
+        log an incompatible QoS or type), and its executor walks each in Python at every
+        wake-up: a quarter of an idle node's CPU here. The nodes' QoS are this module's
+        constants, matched by the ROS tests, so they are left out; `ros2 topic info -v`
+        shows a third party's QoS."""
         site = f'subscription {topic}'
         contained = self.containment.wrap(site, callback)
         rearm = self.containment.wrap('rearm', self.rearm)
@@ -144,9 +158,18 @@ class KiloNode(Node):
             contained(msg)
             rearm(began)
         subscription = super().create_subscription(
-            msg_type, topic, handle_then_rearm, qos_profile, **kwargs)
+            msg_type, topic, handle_then_rearm, qos_profile,
+            event_callbacks=SubscriptionEventCallbacks(use_default_callbacks=False), **kwargs)
         self.stop_first.add(subscription, turn)
         return subscription
+
+    def create_publisher(  # type: ignore[override]
+            self, msg_type: Any, topic: str, qos_profile: QoSProfile | int,
+            **kwargs: Any) -> Any:
+        """Without rclpy's default QoS event handlers, as subscriptions (below)."""
+        return super().create_publisher(
+            msg_type, topic, qos_profile,
+            event_callbacks=PublisherEventCallbacks(use_default_callbacks=False), **kwargs)
 
     # -- time: one wake-up, armed for the earliest deadline -----------------------------
     def every(self, period_s: float, action: Callable[[float], None]) -> None:
