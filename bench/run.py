@@ -77,10 +77,14 @@ PATHS = [
     report.Measured('stop_ros', 'STOP on ROS → throttle neutral at pigpiod', ('rclpy',), False,
                     'a STOP published on /kilo/cmd/stop_json while driving, until Control '
                     "writes the neutral throttle pulse to pigpiod: one DDS hop, Control's "
-                    'callback, one pigpio socket round trip. A STOP that arrives while '
-                    "Control's single-threaded executor runs another callback (a drive, a "
-                    'truth) waits for it, on two cores shared by the four nodes, mosquitto '
-                    'and the bench.', report.Goal(3.0, over_baseline=True)),
+                    'callback, one pigpio socket round trip. A STOP runs before the '
+                    'callbacks queued behind it (kilo_core.stop_first), but one that '
+                    "arrives while Control's single-threaded executor runs a callback (a "
+                    "drive, a truth) waits for that one, and every wake-up costs rclpy's "
+                    'executor its wait-set rebuild in Python (the profiles below: 30–50 % '
+                    "of each node's CPU), on two cores shared by the four nodes, the gate "
+                    "reacting to the same STOP, mosquitto and the bench.",
+                    report.Goal(3.0, over_baseline=True)),
     report.Measured('stop_mqtt', 'STOP over MQTT → throttle neutral at pigpiod',
                     ('paho', 'rclpy'), False,
                     "the phone's STOP (QoS 1) through mosquitto, the bridge's validation, "
