@@ -150,13 +150,18 @@ class KiloNode(Node):
         contained = self.containment.wrap(site, callback)
         rearm = self.containment.wrap('rearm', self.rearm)
         stops_first = self.containment.wrap('stop first', self.stop_first.run_pending_stops)
+        clears_first = self.containment.wrap('stop first', self.stop_first.run_pending_clears)
 
         def handle_then_rearm(msg: Any) -> None:
             if turn is Turn.QUEUED:
                 stops_first()
+            elif turn is Turn.STOP:
+                clears_first()
             began = monotonic()
             contained(msg)
             rearm(began)
+            if turn is Turn.CLEARS_STOP:
+                stops_first()
         subscription = super().create_subscription(
             msg_type, topic, handle_then_rearm, qos_profile,
             event_callbacks=SubscriptionEventCallbacks(use_default_callbacks=False), **kwargs)

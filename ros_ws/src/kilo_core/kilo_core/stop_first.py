@@ -8,13 +8,22 @@ it first, with ``Subscription.handle.take_message`` — the call rclpy's own exe
 makes, the same in Humble — the way rclcpp's ``Subscription::take()`` lets a callback
 read another topic.
 
-Requests that clear a STOP (clear_stop, unlock, intents) are never overtaken alone: a
-STOP pulled ahead of a clear_stop that was already waiting would let the clear_stop have
-the last word. So when STOPs are pending, the clearing requests already waiting are taken
-too and run first, then the STOPs: the order the executor itself gives requests ready
-together (clearing ones are made before STOP), where a STOP always has the last word.
-Only then is a pulled-ahead unlock run before a drive that came first, and the STOP right
-after it locks again.
+A STOP has the last word over the requests that clear it (clear_stop, unlock, intents)
+waiting with it: which came first is not known there, and the robot errs on the stopped
+side. The executor alone does not give that: it takes one message per subscription per
+round, so "clear_stop, unlock, clear_stop, unlock, STOP" all waiting ran as clear_stop,
+unlock, STOP, then clear_stop, unlock, and the robot drove (found by an attacker; older
+than this module). So:
+
+- before a STOP runs, every clearing request waiting runs first;
+- after a clearing request runs, so do the STOPs waiting (with the clearing requests
+  still waiting first);
+- before any other callback, the STOPs waiting run (again after the clearing requests
+  waiting).
+
+A clearing request is never pulled ahead on its own: an unlock run before a drive it
+came after could unlock with a stick held. Pulled ahead with a STOP, the STOP right after
+it locks again.
 """
 
 from __future__ import annotations
@@ -49,11 +58,17 @@ class StopFirst:
         """Run every STOP waiting, after the clearing requests waiting with it; returns
         how many STOPs ran."""
         stops = _take_all(self._by_turn[Turn.STOP])
-        if not stops:
-            return 0
-        for subscription, message in (*_take_all(self._by_turn[Turn.CLEARS_STOP]), *stops):
+        if stops:
+            self.run_pending_clears()
+        for subscription, message in stops:
             subscription.callback(message)
         return len(stops)
+
+    def run_pending_clears(self) -> None:
+        """Run every clearing request waiting (before a STOP, which then has the last
+        word)."""
+        for subscription, message in _take_all(self._by_turn[Turn.CLEARS_STOP]):
+            subscription.callback(message)
 
 
 def _take_all(subscriptions: list[Subscription]) -> list[tuple[Subscription, object]]:
