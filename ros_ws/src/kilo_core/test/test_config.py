@@ -131,6 +131,20 @@ def test_truth_ttl_must_cover_two_publish_periods(
     assert config_core.load(write(tmp_path, at)).ttl.truth_ttl_ms == bound_ms
 
 
+def test_the_heartbeat_coalescing_window_is_at_most_a_quarter_of_the_heartbeat_ttl(
+        tmp_path: Path) -> None:
+    """A wider window could coalesce a 4 Hz phone's heartbeats into gaps past the TTL."""
+    wide = 'ttl:\n  hb_ttl_ms: 400\nmqtt:\n  heartbeat_coalesce_ms: 101\n'
+    with pytest.raises(ConfigError) as info:
+        config_core.load(write(tmp_path, wide))
+    assert info.value.key == 'mqtt.heartbeat_coalesce_ms'
+    at = 'ttl:\n  hb_ttl_ms: 400\nmqtt:\n  heartbeat_coalesce_ms: 100\n'
+    assert config_core.load(write(tmp_path, at)).mqtt.heartbeat_coalesce_ms == 100
+    with pytest.raises(ConfigError) as info:  # half the contract's fastest period
+        config_core.load(write(tmp_path, 'mqtt:\n  heartbeat_coalesce_ms: 126\n'))
+    assert info.value.key == 'mqtt.heartbeat_coalesce_ms'
+
+
 def test_load_unreadable_file_names_it(tmp_path: Path) -> None:
     missing = str(tmp_path / 'nope.yaml')
     with pytest.raises(ConfigError, match='cannot read') as info:

@@ -226,6 +226,12 @@ def _check_ordering(config: Config) -> None:
         (config.ttl.truth_ttl_ms >= min_truth_ttl_ms, 'ttl.truth_ttl_ms',
          f'must be at least 2 publish periods (2 x 1000 / publish.truth_hz = '
          f'{min_truth_ttl_ms:g} ms)'),
+        # A heartbeat coalesced away leaves a gap of up to one phone period plus the
+        # window: within a quarter of the TTL, a phone at the contract's 2-4 Hz never
+        # reads as stale because of it (found by an attacker: 250 ms at a 400 ms TTL
+        # locked a 4 Hz phone out every other second).
+        (4 * config.mqtt.heartbeat_coalesce_ms <= config.ttl.hb_ttl_ms,
+         'mqtt.heartbeat_coalesce_ms', 'must be at most a quarter of ttl.hb_ttl_ms'),
     )
     for holds, key, message in rules:
         if not holds:
