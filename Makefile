@@ -31,7 +31,7 @@ export FASTDDS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/config/fastdds/kilo7_dev.xml
 
 .PHONY: all system-deps venv lint test test-unit test-fuzz test-ros test-mqtt test-mqtt-paho16 \
 	test-chaos test-slow soak soak-ci deb test-units test-package lint-ansible molecule audit run \
-	bench clean
+	bench clean web test-ui
 
 all: lint test
 
@@ -81,11 +81,11 @@ test-ros: $(STAMP)
 
 # Real mosquitto + the four nodes + a paho client as the phone, on paho 2.x ...
 test-mqtt: $(STAMP)
-	KILO_EXPECT_PAHO=2. $(call PYTEST,-m 'mqtt and not chaos and not soak')
+	KILO_EXPECT_PAHO=2. $(call PYTEST,-m 'mqtt and not chaos and not soak and not ui')
 
 # ... and again on paho 1.6 (the bridge and the phone both import it).
 test-mqtt-paho16: $(PAHO16)/.installed
-	PYTHONPATH=$(CURDIR)/$(PAHO16) KILO_EXPECT_PAHO=1.6 $(call PYTEST,-m 'mqtt and not chaos and not soak')
+	PYTHONPATH=$(CURDIR)/$(PAHO16) KILO_EXPECT_PAHO=1.6 $(call PYTEST,-m 'mqtt and not chaos and not soak and not ui')
 
 # The live stack under a hostile phone and injected faults, on paho 2.x and 1.6
 # (KILO_CHAOS_SEED repeats a run; KILO_CHAOS_ROUNDS goes through the faults again).
@@ -99,6 +99,18 @@ test-fuzz: $(STAMP)
 	KILO_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(call PYTEST,-m fuzz)
 
 test: lint test-unit test-fuzz test-ros test-mqtt test-mqtt-paho16 test-units
+
+# The web remote: its derivation rules under Node's test runner, then the page in
+# Debian's chromium (Playwright, a phone's viewport with touch) against the live stack.
+UI_STAMP := $(VENV)/.ui-installed
+$(UI_STAMP): requirements/ui.txt | $(STAMP)
+	@$(call apt_install,chromium)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements/ui.txt
+	touch $@
+
+test-ui: $(UI_STAMP) web
+	node --test web/test/
+	$(call PYTEST,-m ui)
 
 # The slower suites CI runs after `make test` (.ci/run).
 test-slow: test-chaos soak-ci
@@ -127,11 +139,28 @@ $(BENCH_STAMP): requirements/bench.txt | $(STAMP)
 bench: $(BENCH_STAMP)
 	$(PY) bench/run.py $(BENCH_ARGS)
 
+# The web remote (web/): its page and one script, web/src bundled by esbuild with MQTT.js
+# (both from the npm registry, the versions package-lock.json pins, checked against their
+# integrity hashes), in build/web/. Nothing is fetched at run time.
+# Node.js and npm from Debian unless the machine already has npm.
+WEB_DIST := build/web
+WEB_APT_PACKAGES := nodejs npm
+web: $(WEB_DIST)/.built
+$(WEB_DIST)/.built: web/package.json web/package-lock.json $(wildcard web/src/*)
+	@command -v npm >/dev/null || { $(call apt_install,$(WEB_APT_PACKAGES)); }
+	cd web && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	rm -rf $(WEB_DIST) && mkdir -p $(WEB_DIST)
+	web/node_modules/.bin/esbuild web/src/app.js --bundle --format=iife --platform=browser \
+	  --target=es2020 --legal-comments=inline --log-level=warning --outfile=$(WEB_DIST)/app.js
+	cp web/src/index.html $(WEB_DIST)/
+	touch $@
+
 # The kilo7 .deb from this tree (packaging/debian), lintian-clean or it fails.
-deb:
+deb: web
 	@$(call apt_install,$(DEB_APT_PACKAGES))
 	rm -rf build/deb && mkdir -p $(DEB_BUILD)/kilo_core dist
 	cp -r packaging/debian packaging/files config/mosquitto README.md docs/SECURITY.md $(DEB_BUILD)/
+	mkdir -p $(DEB_BUILD)/web && cp $(WEB_DIST)/index.html $(WEB_DIST)/app.js $(DEB_BUILD)/web/
 	tar -C $(PKG) --exclude=./test --exclude='*.egg-info' --exclude=__pycache__ -c . \
 	  | tar -C $(DEB_BUILD)/kilo_core -x
 	cd $(DEB_BUILD) && dpkg-buildpackage -us -uc -b
@@ -173,7 +202,7 @@ audit: $(ANSIBLE_STAMP)
 	@[ -n "$(AUDIT_HOST)" ] || { echo "set AUDIT_HOST, e.g. ssh://kilo@192.168.1.50" >&2; exit 2; }
 	$(ANSIBLE_VENV)/bin/pytest -p no:cacheprovider --hosts=$(AUDIT_HOST) --sudo tests/audit
 
-run: $(STAMP)
+run: $(STAMP) web
 	$(PY) -m kilo_core.tools.stack
 
 clean:

@@ -49,3 +49,20 @@ def test_pigpiod_is_not_reachable_from_the_lan(host: object) -> None:
     for line in host.check_output(f'ss -Hltn sport = :{PIGPIOD_PORT}').splitlines():
         local = line.split()[3]
         assert local.startswith(('127.', '[::1]')), line
+
+
+WEB_DIR = '/usr/share/kilo7/web'
+WEB_PORT = 9001
+WEB_LISTENER = '/etc/mosquitto/conf.d/kilo7-websockets.conf'
+
+
+def test_the_web_remote_is_installed_and_served_where_turned_on(host: object) -> None:
+    """The package ships the page and its script, MQTT.js in it (nothing fetched at run time);
+    where the websocket listener is on (the role's kilo7_web_ui), it serves the page."""
+    for name in ('index.html', 'app.js'):
+        assert host.file(f'{WEB_DIR}/{name}').is_file, name
+    if not host.file(WEB_LISTENER).exists:
+        return  # the package alone: the listener is the role's to turn on
+    fetch = ('python3 -c "import urllib.request; print(urllib.request.urlopen('
+             f"'http://127.0.0.1:{WEB_PORT}/', timeout=10).read().decode())\"")
+    assert '<title>KILO.7 remote</title>' in host.check_output(fetch)

@@ -1,10 +1,11 @@
 """The project's mosquitto config (config/mosquitto/) run on loopback, for `make run`
 and tests.
 
-The robot's files are used as they are, with three changes only: every listener
-moves to a free port on 127.0.0.1, /etc/kilo7/mosquitto/ becomes the run's own
-directory, and a header replaces Debian's main mosquitto.conf (no persistence, log to
-stderr, run as the current user). The users' passwords come from the same
+The robot's files are used as they are, with four changes only: every listener
+moves to a free port on 127.0.0.1 (the phone's and the web remote's on every address
+with ``lan``), /etc/kilo7/mosquitto/ becomes the run's own directory, the web remote's
+files are this checkout's build, and a header replaces Debian's main mosquitto.conf (no
+persistence, log to stderr, run as the current user). The users' passwords come from the same
 mqtt-credentials script that makes them on a robot.
 """
 
@@ -38,6 +39,15 @@ CREDENTIALS_SCRIPT = 'mqtt-credentials'
 # The robot's listener ports, as the shipped config has them.
 LOOPBACK, LAN, TLS, WEBSOCKETS = 1883, 1884, 8883, 9001
 LISTENER = re.compile(r'^listener (\d+)(?: \S+)?$', re.MULTILINE)
+# Where the package installs the web remote, which the websockets listener serves.
+ROBOT_WEB_DIR = '/usr/share/kilo7/web'
+
+
+def web_dir() -> Path:
+    """This checkout's build of the web remote (`make web`; $KILO7_WEB_DIR overrides)."""
+    configured = os.environ.get('KILO7_WEB_DIR')
+    return (Path(configured) if configured
+            else Path(__file__).resolve().parents[5] / 'build' / 'web')
 
 
 def config_dir() -> Path:
@@ -83,7 +93,8 @@ class TlsFiles:
     key: Path
 
 
-def local_config(sources: list[str], workdir: Path, ports: dict[int, int]) -> str:
+def local_config(sources: list[str], workdir: Path, ports: dict[int, int],
+                 lan: bool = False) -> str:
     """The shipped config files, moved to this machine's ports and ``workdir``."""
     # Run as whoever started it: as root, mosquitto would switch to the `mosquitto` user
     # and could no longer read this run's files.
@@ -93,9 +104,15 @@ def local_config(sources: list[str], workdir: Path, ports: dict[int, int]) -> st
             'log_type error\nlog_type warning\nlog_type notice\n')
     for name in sources:
         shipped = (config_dir() / name).read_text(encoding='utf-8')
-        shipped = LISTENER.sub(lambda m: f'listener {ports[int(m[1])]} 127.0.0.1', shipped)
-        text += shipped.replace(ROBOT_DIR, str(workdir))
+        shipped = LISTENER.sub(lambda m: f'listener {ports[int(m[1])]}{_bind(int(m[1]), lan)}',
+                               shipped)
+        text += shipped.replace(ROBOT_DIR, str(workdir)).replace(ROBOT_WEB_DIR, str(web_dir()))
     return text
+
+
+def _bind(robot_port: int, lan: bool) -> str:
+    """Loopback, unless the phone's listeners are to be reachable from the LAN."""
+    return '' if lan and robot_port in (LAN, WEBSOCKETS) else ' 127.0.0.1'
 
 
 def _accepting(port: int) -> bool:
@@ -111,8 +128,10 @@ class Broker:
     accepts connections."""
 
     def __init__(self, workdir: Path, tls: TlsFiles | None = None,
-                 websockets: bool = False, log_path: Path | None = None) -> None:
+                 websockets: bool = False, log_path: Path | None = None,
+                 lan: bool = False) -> None:
         self.workdir = workdir
+        self.lan = lan
         self.log_path = workdir / 'mosquitto.log' if log_path is None else log_path
         self.tls = tls
         self.sources = [MAIN_CONF]
@@ -136,6 +155,11 @@ class Broker:
     def lan_port(self) -> int:
         """The phone's listener: passwords required."""
         return self.ports[LAN]
+
+    @property
+    def web_port(self) -> int:
+        """The websockets listener: the web remote's page, and MQTT for it."""
+        return self.ports[WEBSOCKETS]
 
     def password_file(self, user: str) -> Path:
         return self.workdir / f'{user}.password'
@@ -169,7 +193,7 @@ class Broker:
                                (self.tls.key, 'server.key')):
                 shutil.copyfile(path, tls_dir / name)
         (self.workdir / 'mosquitto.conf').write_text(
-            local_config(self.sources, self.workdir, self.ports), encoding='utf-8')
+            local_config(self.sources, self.workdir, self.ports, self.lan), encoding='utf-8')
 
     def start(self) -> Broker:
         self.proc = start_process(

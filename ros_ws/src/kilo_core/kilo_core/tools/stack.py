@@ -18,6 +18,7 @@ import json
 import os
 from pathlib import Path
 import shlex
+import socket
 import subprocess
 import sys
 import time
@@ -32,7 +33,7 @@ from std_msgs.msg import String
 from kilo_core import contract
 from kilo_core.node_shell import destroy, TRUTH_SUB_QOS
 from kilo_core.stop_signals import StopSignals
-from kilo_core.tools.broker import Broker
+from kilo_core.tools.broker import Broker, web_dir
 from kilo_core.tools.processes import EXECUTABLES, start_node, stop_nodes
 from kilo_core.tools.truth_view import (
     CHANGE_TOPICS,
@@ -50,6 +51,31 @@ SHARED_ENV = ('ROS_DOMAIN_ID', 'ROS_LOCALHOST_ONLY', 'ROS_AUTOMATIC_DISCOVERY_RA
 # ... of which these are paths, made absolute: env.sh is sourced from anywhere.
 SHARED_PATHS = ('FASTDDS_DEFAULT_PROFILES_FILE',)
 LOCK_FILE = 'lock'
+
+def web_remote_line(broker: Broker, lan: bool) -> str:
+    """Where a phone opens the web remote, and the password it logs in with."""
+    where = f'http://{phone_host(lan)}:{broker.web_port}/'
+    if not (web_dir() / 'index.html').is_file():
+        where += ' (not built: make web)'
+    password = broker.password_file(contract.MQTT_PHONE_USER)
+    return (f'web remote: {where} as {contract.MQTT_PHONE_USER}, password in {password}'
+            f'{"" if lan else " (KILO_LAN=1 make run: reachable from the LAN)"}')
+
+
+def phone_host(lan: bool) -> str:
+    """The address a phone reaches the stack's phone listeners at."""
+    return lan_address() if lan else '127.0.0.1'
+
+
+def lan_address() -> str:
+    """This machine's address on the LAN: the one its default route goes out from."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(('192.0.2.1', 9))  # nothing is sent: UDP connect only routes
+            return probe.getsockname()[0]
+        except OSError:
+            return socket.gethostname()
+
 
 class TruthView:
     """Subscribes to the truth topics and shows them."""
@@ -170,13 +196,17 @@ def run_stack(run_dir: Path) -> int:
     exit_code = 0
     try:
         log_dir.mkdir(parents=True, exist_ok=True)
-        broker = Broker(run_dir / 'broker', log_path=log_dir / 'mosquitto.log').start()
+        lan = os.environ.get('KILO_LAN') == '1'
+        broker = Broker(run_dir / 'broker', websockets=True, log_path=log_dir / 'mosquitto.log',
+                        lan=lan).start()
         procs['mosquitto'] = broker.proc
         os.environ.update(broker.bridge_env())  # the nodes inherit it
         write_env_file(run_dir / 'env.sh', broker)
         header = (f'KILO.7 stack: ROS_DOMAIN_ID={os.environ.get("ROS_DOMAIN_ID", "0")}, '
-                  f'MQTT 127.0.0.1:{broker.port} (robot), 127.0.0.1:{broker.lan_port} (phone), '
+                  f'MQTT 127.0.0.1:{broker.port} (robot), {phone_host(lan)}:{broker.lan_port} '
+                  '(phone), '
                   f'sim backend, logs in {log_dir}/\n'
+                  f'{web_remote_line(broker, lan)}\n'
                   f'other shell: source {run_dir}/env.sh; kilo7 send heartbeat --rate 4 &')
         print(header, flush=True)
         # The view joins the DDS graph first: nodes that start after it are discovered
