@@ -95,7 +95,13 @@ class TlsFiles:
 
 def local_config(sources: list[str], workdir: Path, ports: dict[int, int],
                  lan: bool = False) -> str:
-    """The shipped config files, moved to this machine's ports and ``workdir``."""
+    """The shipped config files, moved to this machine's ports and ``workdir``; the web
+    remote from this checkout's build, or from an empty directory before `make web`
+    (mosquitto refuses to start with an http_dir that does not exist)."""
+    web = web_dir()
+    if not web.is_dir():
+        web = workdir / 'web-not-built'
+        web.mkdir(parents=True, exist_ok=True)
     # Run as whoever started it: as root, mosquitto would switch to the `mosquitto` user
     # and could no longer read this run's files.
     text = (f'user {getpass.getuser()}\n'
@@ -106,7 +112,7 @@ def local_config(sources: list[str], workdir: Path, ports: dict[int, int],
         shipped = (config_dir() / name).read_text(encoding='utf-8')
         shipped = LISTENER.sub(lambda m: f'listener {ports[int(m[1])]}{_bind(int(m[1]), lan)}',
                                shipped)
-        text += shipped.replace(ROBOT_DIR, str(workdir)).replace(ROBOT_WEB_DIR, str(web_dir()))
+        text += shipped.replace(ROBOT_DIR, str(workdir)).replace(ROBOT_WEB_DIR, str(web))
     return text
 
 

@@ -25,8 +25,6 @@ from conftest import pigpio_config, Stack
 from phone import Phone
 from pigpiod_double import PigpiodProcess
 
-playwright_api = pytest.importorskip('playwright.sync_api', reason='make test-ui installs it')
-
 pytestmark = [pytest.mark.ros, pytest.mark.mqtt, pytest.mark.ui]
 
 CONTROL = CORE_NODES[1]
@@ -71,7 +69,10 @@ def robot(pigpiod: PigpiodProcess, stack: Stack, phone: Phone) -> Stack:
 
 @pytest.fixture(scope='module')
 def browser() -> Iterator[object]:
-    with playwright_api.sync_playwright() as driver:
+    # Imported here: make test-ui installs Playwright, and the other suites collect this
+    # module without it.
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as driver:
         launched = driver.chromium.launch(executable_path=CHROMIUM, args=['--no-sandbox'])
         yield launched
         launched.close()
