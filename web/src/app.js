@@ -20,7 +20,15 @@ session.addEventListener('error', (event) => {
 });
 
 // -- requests -------------------------------------------------------------------------
-$('stop').addEventListener('click', () => session.send('stop', { source: 'web' }, 1));
+// A STOP that cannot be sent says so at once: the user must know to stop the robot
+// another way (found by an attacker: a tap with no link did nothing, silently).
+$('stop').addEventListener('click', () => {
+  const state = $('stop_state');
+  const sent = session.send('stop', { source: 'web' }, 1, (error) => {
+    state.textContent = error ? `STOP NOT CONFIRMED: ${error.message}` : 'STOP delivered.';
+  });
+  state.textContent = sent ? 'STOP sent…' : 'STOP NOT SENT: no link to the robot.';
+});
 $('clear_stop').addEventListener('click', () => session.send('clearStop', {}, 1));
 $('unlock').addEventListener('click', () => session.send('unlock', { source: 'web' }, 1));
 $('status').addEventListener('click', () => session.send('intent', {
@@ -111,6 +119,9 @@ function render() {
   link.classList.toggle('down', !session.linkUp);
   const view = derive({ linkUp: session.linkUp, safety: session.truth.safety ?? null,
                         control: session.truth.control ?? null }, now);
+  // No current truth: stop streaming drives (a half-open link would otherwise take them
+  // and deliver them late in a burst).
+  if (!view.truth && session.driving) release();
   document.body.dataset.lock = String(view.lock);
   document.body.dataset.truth = String(view.truth);
   show('emotion', view.emotion);
@@ -131,18 +142,21 @@ function render() {
   show('throttle', control.applied && `throttle ${control.applied.throttle}`);
   show('armed', control.armed);
   show('imu_ok', safety.imu_ok);
-  show('imu_tilt_deg', safety.imu_tilt_deg === null || safety.imu_tilt_deg === undefined
-    ? null : `tilt ${safety.imu_tilt_deg.toFixed(1)}°`);
+  show('imu_tilt_deg', typeof safety.imu_tilt_deg === 'number'
+    ? `tilt ${safety.imu_tilt_deg.toFixed(1)}°` : null);
   for (const name of ['safety', 'control']) {
     const seen = session.truth[name];
     show(`age_${name}`, seen ? `${name} ${Math.round(now - seen.receivedAt)} ms` : `${name} –`);
   }
   $('unlock_result').textContent = nextStep(view, safety, control);
-  const health = session.truth.health;
-  $('health').textContent = health ? `Robot health: ${health.payload.ok ? 'ok' : 'NOT ok'}` : '';
+  $('unlock').disabled = !(view.truth && safety.unlock_allowed === true
+                           && control.unlock_allowed === true);
+  const health = session.truth.health?.payload;
+  $('health').textContent = typeof health?.ok === 'boolean'
+    ? `Robot health: ${health.ok ? 'ok' : 'NOT ok'}` : '';
   $('alerts').replaceChildren(...session.alerts.map((alert) => {
     const item = document.createElement('li');
-    item.textContent = `${alert.level} ${alert.code}: ${alert.message}`;
+    item.textContent = `${alert?.level} ${alert?.code}: ${alert?.message}`;
     return item;
   }));
 }

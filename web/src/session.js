@@ -9,6 +9,7 @@ export const HEARTBEAT_HZ = 4; // the contract: 2-4 Hz, hb_ttl_ms 1000
 export const DRIVE_HZ = 15; // the issue: 10-20 Hz while a finger is down
 export const IMU_HZ = 4; // the contract's typical phone IMU rate
 const TRUTH = ['safety', 'control', 'system', 'health'];
+const KEEPALIVE_S = 5;
 // CONNACK codes of a refused login: MQTT 3.1.1 (4, 5) and 5 (134, 135).
 const REFUSED_LOGIN = new Set([4, 5, 134, 135]);
 
@@ -33,6 +34,9 @@ export class Session extends EventTarget {
     const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
     const client = mqtt.connect(`${scheme}://${location.host}/`, {
       username: user, password, clean: true, reconnectPeriod: 1000, connectTimeout: 5000,
+      // A dead link is noticed within seconds, not MQTT.js's default minute, and nothing
+      // sent meanwhile is replayed in a burst when it comes back.
+      keepalive: KEEPALIVE_S, queueQoSZero: false,
       clientId: `kilo7-web-${Math.random().toString(16).slice(2, 10)}`,
     });
     this.client = client;
@@ -49,7 +53,7 @@ export class Session extends EventTarget {
       if (REFUSED_LOGIN.has(error.code)) this.close();
       this.dispatchEvent(new CustomEvent('error', { detail: error.message }));
     });
-    client.on('message', (topic, raw) => this.received(topic, raw));
+    client.on('message', (topic, raw, packet) => this.received(topic, raw, packet.retain));
   }
 
   close() {
@@ -72,7 +76,8 @@ export class Session extends EventTarget {
     if (was) this.changed('link');
   }
 
-  received(topic, raw) {
+  // retained: delivered because we subscribed, so of unknown age (truth.js).
+  received(topic, raw, retained) {
     const now = performance.now();
     const name = TRUTH.find((n) => T[n].topic === topic);
     if (topic === T.alerts.topic) {
@@ -85,13 +90,13 @@ export class Session extends EventTarget {
     if (raw.length === 0) { // withdrawn: its source went silent
       delete this.truth[name];
     } else {
+      let payload;
       try {
-        const payload = JSON.parse(raw.toString());
-        if (payload.schema_version !== T[name].schema) return;
-        this.truth[name] = { payload, receivedAt: now };
+        payload = JSON.parse(raw.toString());
       } catch {
-        return;
+        return; // not JSON: as if not received, so the last one ages out
       }
+      this.truth[name] = { payload, receivedAt: now, retained: Boolean(retained) };
     }
     this.changed(name);
   }
@@ -100,9 +105,11 @@ export class Session extends EventTarget {
     this.dispatchEvent(new CustomEvent('change', { detail: what }));
   }
 
-  send(name, fields = {}, qos = 1) {
+  // False when there is no link to send on (nothing is queued for later); ``done(error)``
+  // runs once the broker has it (QoS 1) or it could not be sent.
+  send(name, fields = {}, qos = 1, done = undefined) {
     if (!this.client || !this.linkUp) return false;
-    this.client.publish(T[name].topic, request(name, fields), { qos, retain: false });
+    this.client.publish(T[name].topic, request(name, fields), { qos, retain: false }, done);
     return true;
   }
 

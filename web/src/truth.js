@@ -8,15 +8,49 @@ import contract from './contract.js';
 export const TRUTH_STALE_MS = 1500;
 export const NO_TRUTH = 'NO_TRUTH';
 
-// view: { linkUp, safety: {payload, receivedAt} | null, control: {...} | null }
+// The fields the page reads, by the types their schemas give them: a truth message
+// with any other is not truth (found by an attacker: a missing `locked` read as false,
+// and the string "false" as true, showed MOTION ALLOWED).
+const IS = {
+  boolean: (v) => typeof v === 'boolean',
+  string: (v) => typeof v === 'string',
+  number: (v) => typeof v === 'number' && Number.isFinite(v),
+};
+const optional = (check) => (v) => v === undefined || v === null || check(v);
+const READ = {
+  safety: { safe_to_move: IS.boolean, reason: IS.string, stop_latched: optional(IS.boolean),
+            unlock_allowed: optional(IS.boolean), imu_ok: IS.boolean,
+            imu_tilt_deg: optional(IS.number), last_unlock_result: optional(IS.string) },
+  control: { locked: IS.boolean, locked_reason: IS.string, relay_killed: IS.boolean,
+             relay_reason: IS.string, armed: IS.boolean,
+             applied: (v) => v !== null && typeof v === 'object' && IS.number(v.steer)
+                             && IS.number(v.throttle),
+             unlock_allowed: optional(IS.boolean), last_unlock_result: optional(IS.string) },
+};
+
+// Why a truth payload cannot be read, or null when it can.
+export function unreadable(name, payload) {
+  if (payload === null || typeof payload !== 'object') return 'not an object';
+  if (payload.schema_version !== contract.topics[name].schema) return 'wrong schema_version';
+  const bad = Object.entries(READ[name] ?? {}).filter(([field, ok]) => !ok(payload[field]));
+  return bad.length ? `bad ${bad.map(([field]) => field).join(', ')}` : null;
+}
+
+// view: { linkUp, safety: {payload, receivedAt, retained} | null, control: {...} | null }
 export function derive(view, now) {
   const problems = [];
   if (!view.linkUp) problems.push('link down');
   for (const name of ['safety', 'control']) {
     const seen = view[name];
     if (!seen) problems.push(`no ${name} truth`);
-    else if (now - seen.receivedAt > TRUTH_STALE_MS) {
+    else if (seen.retained) {
+      // Delivered on subscribe: how old it is cannot be known (found by an attacker: a
+      // frozen robot's last truth showed as 0 ms old for seconds). Wait for a live one.
+      problems.push(`waiting for live ${name} truth`);
+    } else if (now - seen.receivedAt > TRUTH_STALE_MS) {
       problems.push(`${name} truth ${Math.round(now - seen.receivedAt)} ms old`);
+    } else if (unreadable(name, seen.payload)) {
+      problems.push(`${name} truth unreadable: ${unreadable(name, seen.payload)}`);
     }
   }
   if (problems.length > 0) {
@@ -24,12 +58,13 @@ export function derive(view, now) {
   }
   const safety = view.safety.payload;
   const control = view.control.payload;
-  const lock = !safety.safe_to_move || control.locked || control.relay_killed;
+  const motionAllowed = safety.safe_to_move === true && control.locked === false
+    && control.relay_killed === false;
   let emotion = contract.gateOk;
-  if (!safety.safe_to_move) emotion = safety.reason;
-  else if (control.locked) emotion = control.locked_reason;
-  else if (control.relay_killed) emotion = contract.relayKilled;
-  return { truth: true, lock, motionAllowed: !lock, emotion, problems };
+  if (safety.safe_to_move !== true) emotion = safety.reason;
+  else if (control.locked !== false) emotion = control.locked_reason;
+  else if (control.relay_killed !== false) emotion = contract.relayKilled;
+  return { truth: true, lock: !motionAllowed, motionAllowed, emotion, problems };
 }
 
 // What to do after an unlock, by the truth's last_unlock_result (contract.unlockResults;

@@ -5,10 +5,14 @@ import { test } from 'node:test';
 import contract from '../src/contract.js';
 import { derive, nextStep, NO_TRUTH, TRUTH_STALE_MS, unlockAdvice } from '../src/truth.js';
 
-const safety = (fields = {}) => ({ safe_to_move: true, reason: 'OK', ...fields });
-const control = (fields = {}) => ({ locked: false, locked_reason: 'NONE', relay_killed: false,
-                                    ...fields });
-const seen = (payload, receivedAt = 1000) => ({ payload, receivedAt });
+const safety = (fields = {}) => ({
+  schema_version: contract.topics.safety.schema, ts_ms: 1, safe_to_move: true, reason: 'OK',
+  imu_ok: false, imu_tilt_deg: null, ...fields });
+const control = (fields = {}) => ({
+  schema_version: contract.topics.control.schema, ts_ms: 1, locked: false,
+  locked_reason: 'NONE', relay_killed: false, relay_reason: 'OK', armed: false,
+  applied: { steer: 0, throttle: 0 }, ...fields });
+const seen = (payload, receivedAt = 1000) => ({ payload, receivedAt, retained: false });
 
 function view(s, c, linkUp = true) {
   return { linkUp, safety: s && seen(s), control: c && seen(c) };
@@ -68,4 +72,25 @@ test('the next step follows truth, not the last accepted unlock', () => {
   assert.equal(nextStep(derive(view(safety(), control()), 1000), safety(), control()),
                'Unlocked.');
   assert.match(nextStep(derive(view(null, null), 1000), {}, {}), /No truth/);
+});
+
+test('a truth the page cannot read is no truth (a missing field, a string for a boolean)', () => {
+  for (const [s, c] of [[safety(), control({ locked: undefined })],
+                        [safety(), control({ relay_killed: null })],
+                        [safety({ safe_to_move: 'false' }), control()],
+                        [safety({ imu_tilt_deg: '12.5' }), control()],
+                        [safety({ schema_version: 'state_safety_v0' }), control()],
+                        [safety(), control({ applied: { steer: 0 } })]]) {
+    const derived = derive(view(s, c), 1000);
+    assert.deepEqual([derived.truth, derived.lock, derived.motionAllowed], [false, true, false]);
+    assert.match(derived.problems.join(), /unreadable/);
+  }
+});
+
+test('truth delivered on subscribe (retained) waits for a live one', () => {
+  const retained = { linkUp: true, safety: { ...seen(safety()), retained: true },
+                     control: seen(control()) };
+  const derived = derive(retained, 1000);
+  assert.deepEqual([derived.truth, derived.lock], [false, true]);
+  assert.match(derived.problems.join(), /waiting for live safety truth/);
 });

@@ -161,6 +161,9 @@ def test_unlock_hold_to_drive_release_and_stop(
     page.click('#stop')  # another finger: the first still holds the stick
     pigpiod.wait_servo(THROTTLE.gpio, NEUTRAL_US, stopped, timeout=WAIT_MS / 1000)
     wait_emotion(page, contract.GateReason.EXPLICIT_STOP.value)
+    page.wait_for_function('document.getElementById("stop_state").textContent === '
+                           '"STOP delivered."')
+    assert page.is_disabled('#unlock')  # latched: Clear STOP first
     finger.up()
     screenshot(page, 'stopped')
 
@@ -203,6 +206,8 @@ def test_the_broker_gone_shows_the_link_down_and_locks(
                            timeout=LINK_DOWN_S * 1000)
     assert page.get_attribute('body', 'data-lock') == 'true'
     assert time.monotonic() - stopped < LINK_DOWN_S + 1.0
+    page.click('#stop')  # no link: it says so at once, nothing is queued for later
+    assert page.text_content('#stop_state') == 'STOP NOT SENT: no link to the robot.'
 
 
 def test_a_hung_control_shows_no_truth(robot: Stack, page, broker: Broker) -> None:  # noqa: ANN001
