@@ -53,7 +53,7 @@ def test_pigpiod_is_not_reachable_from_the_lan(host: object) -> None:
 
 WEB_DIR = '/usr/share/kilo7/web'
 WEB_PORT = 9001
-WEB_LISTENER = '/etc/mosquitto/conf.d/kilo7-websockets.conf'
+WEB_LISTENER = '/etc/mosquitto/conf.d/kilo7.websockets.conf'
 
 
 def test_the_web_remote_is_installed_and_served_where_turned_on(host: object) -> None:

@@ -76,3 +76,12 @@ def test_local_config_moves_listeners_and_files_only(tmp_path: Path) -> None:
     for line in shipped.splitlines():
         if line and not line.startswith(('#', 'listener', 'password_file', 'acl_file')):
             assert line in text.splitlines(), line
+
+
+def test_kilo7_conf_loads_first_from_conf_d() -> None:
+    """mosquitto's include_dir loads conf.d by name, case-insensitively; a listener file
+    before kilo7.conf's per_listener_settings stops mosquitto (the role's molecule run
+    found kilo7-websockets.conf sorting first)."""
+    snippets = [broker.MAIN_CONF, broker.TLS_CONF, broker.WEBSOCKETS_CONF]
+    assert all((MOSQUITTO / name).is_file() for name in snippets)
+    assert sorted(snippets, key=str.lower)[0] == broker.MAIN_CONF

@@ -32,8 +32,8 @@ START_TIMEOUT_S = 5.0
 # Where the robot keeps the broker's password file, ACL and certificates.
 ROBOT_DIR = '/etc/kilo7/mosquitto'
 MAIN_CONF = 'kilo7.conf'
-TLS_CONF = 'kilo7-tls.conf'
-WEBSOCKETS_CONF = 'kilo7-websockets.conf'
+TLS_CONF = 'kilo7.tls.conf'
+WEBSOCKETS_CONF = 'kilo7.websockets.conf'
 ACL = 'kilo7.acl'
 CREDENTIALS_SCRIPT = 'mqtt-credentials'
 # The robot's listener ports, as the shipped config has them.
@@ -108,7 +108,9 @@ def local_config(sources: list[str], workdir: Path, ports: dict[int, int],
             'persistence false\n'
             'log_dest stderr\n'  # unbuffered: the log is live
             'log_type error\nlog_type warning\nlog_type notice\n')
-    for name in sources:
+    # In the order mosquitto's include_dir loads /etc/mosquitto/conf.d/ (case-insensitive
+    # by name): kilo7.conf must come first, its per_listener_settings before any listener.
+    for name in sorted(sources, key=str.lower):
         shipped = (config_dir() / name).read_text(encoding='utf-8')
         shipped = LISTENER.sub(lambda m: f'listener {ports[int(m[1])]}{_bind(int(m[1]), lan)}',
                                shipped)
