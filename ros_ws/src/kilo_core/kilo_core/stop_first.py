@@ -32,10 +32,6 @@ from enum import Enum
 
 from rclpy.subscription import Subscription
 
-# Each subscription's queue holds at most this many (REQUEST_QOS depth): a take loop
-# bounded by it cannot be kept spinning by a publisher that never stops.
-MAX_TAKEN_PER_SUBSCRIPTION = 10
-
 
 class Turn(Enum):
     """Where a subscription's callbacks stand relative to a pending STOP."""
@@ -74,7 +70,9 @@ class StopFirst:
 def _take_all(subscriptions: list[Subscription]) -> list[tuple[Subscription, object]]:
     taken = []
     for subscription in subscriptions:
-        for _ in range(MAX_TAKEN_PER_SUBSCRIPTION):
+        # At most what its queue holds (its QoS depth): a publisher that never stops
+        # cannot keep the loop spinning.
+        for _ in range(subscription.qos_profile.depth):
             with subscription.handle:
                 message_and_info = subscription.handle.take_message(
                     subscription.msg_type, subscription.raw)
