@@ -49,8 +49,9 @@ export function derive(view, now) {
       problems.push(`waiting for live ${name} truth`);
     } else if (now - seen.receivedAt > TRUTH_STALE_MS) {
       problems.push(`${name} truth ${Math.round(now - seen.receivedAt)} ms old`);
-    } else if (unreadable(name, seen.payload)) {
-      problems.push(`${name} truth unreadable: ${unreadable(name, seen.payload)}`);
+    } else {
+      const why = unreadable(name, seen.payload);
+      if (why) problems.push(`${name} truth unreadable: ${why}`);
     }
   }
   if (problems.length > 0) {

@@ -41,20 +41,22 @@ LOOPBACK, LAN, TLS, WEBSOCKETS = 1883, 1884, 8883, 9001
 LISTENER = re.compile(r'^listener (\d+)(?: \S+)?$', re.MULTILINE)
 # Where the package installs the web remote, which the websockets listener serves.
 ROBOT_WEB_DIR = '/usr/share/kilo7/web'
+# The checkout this module runs from (its config/ and build/).
+CHECKOUT = Path(__file__).resolve().parents[5]
 
 
 def web_dir() -> Path:
     """This checkout's build of the web remote (`make web`; $KILO7_WEB_DIR overrides)."""
     configured = os.environ.get('KILO7_WEB_DIR')
     return (Path(configured) if configured
-            else Path(__file__).resolve().parents[5] / 'build' / 'web')
+            else CHECKOUT / 'build' / 'web')
 
 
 def config_dir() -> Path:
     """config/mosquitto of this checkout ($KILO7_MOSQUITTO_DIR overrides)."""
     configured = os.environ.get('KILO7_MOSQUITTO_DIR')
     directory = (Path(configured) if configured
-                 else Path(__file__).resolve().parents[5] / 'config' / 'mosquitto')
+                 else CHECKOUT / 'config' / 'mosquitto')
     if not (directory / MAIN_CONF).is_file():
         raise FileNotFoundError(f'no {MAIN_CONF} in {directory}: set KILO7_MOSQUITTO_DIR')
     return directory
