@@ -14,7 +14,7 @@ AUDIT_HOST ?=
 PAHO16 := $(VENV)/paho-1.6
 PKG := ros_ws/src/kilo_core
 # Debian packages the two commands need on a fresh machine.
-APT_PACKAGES := python3 python3-venv mosquitto mosquitto-clients gcc libc6-dev
+APT_PACKAGES := python3 python3-venv mosquitto mosquitto-clients stunnel4 openssl gcc libc6-dev
 # ... to build the .deb (make deb), and to test it in a systemd container (make test-package).
 DEB_APT_PACKAGES := debhelper dpkg-dev lintian python3-setuptools systemd
 CONTAINER_APT_PACKAGES := podman runc debootstrap
@@ -66,7 +66,7 @@ $(PAHO16)/.installed: requirements/paho-1.6.txt | $(STAMP)
 	touch $@
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff check . config/web-tls/robot-ca  # a script without .py
 
 # pytest exits 5 when it collects nothing; an empty selection is a broken suite here.
 PYTEST = $(PY) -m pytest $(1) || { rc=$$?; [ $$rc -eq 5 ] && echo "pytest: no tests for $(1)" >&2; exit $$rc; }
@@ -104,7 +104,7 @@ test: lint test-unit test-fuzz test-ros test-mqtt test-mqtt-paho16 test-units
 # Debian's chromium (Playwright, a phone's viewport with touch) against the live stack.
 UI_STAMP := $(VENV)/.ui-installed
 $(UI_STAMP): requirements/ui.txt | $(STAMP)
-	@$(call apt_install,chromium)
+	@$(call apt_install,chromium libnss3-tools)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements/ui.txt
 	touch $@
 
@@ -159,7 +159,8 @@ $(WEB_DIST)/.built: web/package.json web/package-lock.json $(wildcard web/src/*)
 deb: web
 	@$(call apt_install,$(DEB_APT_PACKAGES))
 	rm -rf build/deb && mkdir -p $(DEB_BUILD)/kilo_core dist
-	cp -r packaging/debian packaging/files config/mosquitto README.md docs/SECURITY.md $(DEB_BUILD)/
+	cp -r packaging/debian packaging/files config/mosquitto config/web-tls README.md \
+	  docs/SECURITY.md docs/PHONE.md $(DEB_BUILD)/
 	mkdir -p $(DEB_BUILD)/web && cp $(WEB_DIST)/index.html $(WEB_DIST)/app.js $(DEB_BUILD)/web/
 	tar -C $(PKG) --exclude=./test --exclude='*.egg-info' --exclude=__pycache__ -c . \
 	  | tar -C $(DEB_BUILD)/kilo_core -x

@@ -17,7 +17,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 ros_requirements=$(grep -E '^ros-' "$repo/requirements/dev.txt")
-apt_packages="mosquitto mosquitto-clients python3-paho-mqtt python3-yaml python3-pigpio python3-venv"
+apt_packages="mosquitto mosquitto-clients python3-paho-mqtt python3-yaml python3-pigpio python3-venv openssl stunnel4"
 recipe_hash=$( (cat "$0"; echo "$ros_requirements"; echo "$apt_packages") | sha256sum | cut -c1-12)
 tag="localhost/kilo7-systemd:bookworm-$flavor-$recipe_hash"
 

@@ -39,6 +39,13 @@ PHONE_SUB = ('mosquitto_sub -p 1884 -u kilo7-phone '
              '-P "$(cat /etc/kilo7/mosquitto/kilo7-phone.password)"')
 PIGPIO_CONFIG = '/opt/kilo7/config/pigpio-test.yaml'
 UNITS = ('kilo7-control', 'kilo7-safety-gate', 'kilo7-relay-kill', 'kilo7-mqtt-bridge')
+WEB_TLS_CONFIG = '/etc/kilo7/web-tls/kilo7-web-tls.conf'
+# Prints the page at argv[1], trusting the robot's own CA and nothing else.
+FETCH_WITH_ROBOT_CA = ("import ssl, sys, urllib.request; "
+                       "trust = ssl.create_default_context("
+                       "cafile='/etc/kilo7/robot-ca/ca.crt'); "
+                       "print(urllib.request.urlopen(sys.argv[1], context=trust, "
+                       "timeout=10).read().decode())")
 UNDERLAY = '/opt/ros-wheels/bin/activate'
 BACKEND_ENV = '/opt/kilo7/kilo7-backend.env'
 CONFIG = '/opt/kilo7/config/kilo7.yaml'
@@ -154,12 +161,36 @@ def test_broker_users_were_made_here_and_the_bridge_logs_in_with_a_credential(
 
 
 def test_units_are_hardened_to_at_most_2_0(robot: Container) -> None:
-    for unit in (*UNITS, 'kilo7-mqtt-credentials'):
+    for unit in (*UNITS, 'kilo7-mqtt-credentials', 'kilo7-robot-ca'):
         score = robot.sh(f'systemd-analyze security {unit} | tail -1')
         exposure = float(score.split('level for')[1].split(':')[1].split()[0])
         print(f'{unit}: {exposure}')
         assert exposure <= 2.0, score
     assert robot.show('kilo7-control', 'User')['User'] == 'kilo7'
+
+
+def test_the_web_remote_over_tls_with_the_robots_own_ca(robot: Container) -> None:
+    """Turned on as the role does (the web remote's websocket listener, then the TLS
+    listener's config, and a restart): kilo7-robot-ca.service makes the CA in its sandbox
+    before stunnel starts, and a client trusting that CA alone gets the page by the
+    robot's name and address."""
+    assert robot.show('kilo7-web-tls', 'ConditionResult')['ConditionResult'] == 'no'
+    robot.sh('cp /usr/share/kilo7/mosquitto/kilo7.websockets.conf /etc/mosquitto/conf.d/ '
+             '&& systemctl restart mosquitto && mkdir -p /etc/kilo7/web-tls '
+             f'&& cp /usr/share/kilo7/web-tls/kilo7-web-tls.conf {WEB_TLS_CONFIG} '
+             '&& systemctl restart kilo7-web-tls')
+    robot.wait('systemctl is-active kilo7-web-tls')
+    assert robot.show('kilo7-robot-ca', 'Result')['Result'] == 'success'
+    assert robot.sh('stat -c "%U %a" /etc/kilo7/robot-ca/ca.key') == 'root 600'
+    address = robot.sh('hostname -I').split()[0]
+    for host in ('kilo7-robot', address):
+        page = robot.wait(f'python3 -c "{FETCH_WITH_ROBOT_CA}" https://{host}:9443/')
+        assert '<title>KILO.7 remote</title>' in page, host
+    # A client that does not trust the robot's CA is refused the connection.
+    refused = robot.run('python3 -c "import urllib.request; '
+                        'urllib.request.urlopen(\'https://kilo7-robot:9443/\', timeout=10)"',
+                        timeout=30)
+    assert refused.returncode != 0 and 'CERTIFICATE_VERIFY_FAILED' in refused.stderr
 
 
 def test_the_field_audit_passes(robot: Container) -> None:
@@ -325,8 +356,10 @@ def test_purge_removes_the_user_state_and_conffiles(robot: Container) -> None:
     robot.sh('DEBIAN_FRONTEND=noninteractive apt-get purge -y -q kilo7', timeout=120)
     assert robot.sh('getent passwd kilo7', check=False) == ''
     for path in ('/var/lib/kilo7', '/var/log/kilo7', '/etc/default/kilo7', BACKEND_ENV,
-                 '/etc/mosquitto/conf.d/kilo7.conf', '/etc/kilo7'):
+                 '/etc/mosquitto/conf.d/kilo7.conf', '/etc/mosquitto/conf.d/kilo7.websockets.conf',
+                 '/etc/kilo7'):
         assert robot.sh(f'test -e {shlex.quote(path)} && echo present', check=False) == '', path
-    # mosquitto was restarted without the KILO.7 listeners and runs on.
+    # mosquitto was restarted without the KILO.7 listeners (the web remote's too, whose
+    # page purge removed) and runs on.
     robot.wait('systemctl is-active mosquitto')
     assert ':1884 ' not in robot.sh('ss -Hltn')

@@ -66,3 +66,25 @@ def test_the_web_remote_is_installed_and_served_where_turned_on(host: object) ->
     fetch = ('python3 -c "import urllib.request; print(urllib.request.urlopen('
              f"'http://127.0.0.1:{WEB_PORT}/', timeout=10).read().decode())\"")
     assert '<title>KILO.7 remote</title>' in host.check_output(fetch)
+
+
+ROBOT_CA = '/etc/kilo7/robot-ca'
+WEB_TLS_PORT = 9443
+WEB_TLS_LISTENER = '/etc/kilo7/web-tls/kilo7-web-tls.conf'
+
+
+def test_the_web_remote_over_tls_has_the_robots_own_ca(host: object) -> None:
+    """Where the TLS listener is on (the role's kilo7_web_ui_tls): the CA's key is
+    root's alone, and a client that trusts the robot's CA and nothing else gets the page
+    by the robot's name, the certificate checked."""
+    if not host.file(WEB_TLS_LISTENER).exists:
+        return  # turned off, or the package alone
+    assert host.service('kilo7-web-tls').is_running
+    for name in ('ca.key', 'server.key'):
+        key = host.file(f'{ROBOT_CA}/{name}')
+        assert (key.user, key.mode) == ('root', 0o600), name
+    fetch = ('python3 -c "import socket, ssl, urllib.request; '
+             f"trust = ssl.create_default_context(cafile='{ROBOT_CA}/ca.crt'); "
+             f"url = 'https://' + socket.gethostname() + ':{WEB_TLS_PORT}/'; "
+             'print(urllib.request.urlopen(url, context=trust, timeout=10).read().decode())"')
+    assert '<title>KILO.7 remote</title>' in host.check_output(fetch)

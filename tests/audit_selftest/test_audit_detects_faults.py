@@ -1,7 +1,7 @@
 """The audit is not a rubber stamp: it fails on a robot with a stopped service, an
-unmasked legacy gate or a phone listener open to anonymous clients, and passes again
-once that is put right. Changes the robot: run
-by molecule's verify only (after tests/audit), never against a robot in the field."""
+unmasked legacy gate, a phone listener open to anonymous clients or a CA key others
+can read, and passes again once that is put right. Changes the robot: run by
+molecule's verify only (after tests/audit), never against a robot in the field."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import pytest
 
 AUDIT = Path(__file__).resolve().parents[1] / 'audit'
 BROKER_CONF = '/etc/mosquitto/conf.d/kilo7.conf'
+ROBOT_CA_KEY = '/etc/kilo7/robot-ca/ca.key'
 
 
 @pytest.fixture
@@ -36,7 +37,9 @@ def audit(request: pytest.FixtureRequest) -> Iterator:
                   '&& systemctl restart mosquitto',
      f"sed -i '/^listener 1884/,$ s/^allow_anonymous true/allow_anonymous false/' "
      f'{BROKER_CONF} && systemctl restart mosquitto'),
-], ids=['stopped-service', 'unmasked-legacy-gate', 'anonymous-phone-listener'])
+    ('robots_own_ca', f'chmod 0644 {ROBOT_CA_KEY}', f'chmod 0600 {ROBOT_CA_KEY}'),
+], ids=['stopped-service', 'unmasked-legacy-gate', 'anonymous-phone-listener',
+        'readable-ca-key'])
 def test_audit_fails_on_a_broken_robot_and_passes_once_fixed(
         host: object, audit: object, selection: str, break_it: str, fix_it: str) -> None:
     assert audit(selection) == 0

@@ -2,6 +2,7 @@
 import contract from './contract.js';
 import { derive, nextStep } from './truth.js';
 import { IMU_HZ, Session } from './session.js';
+import { intentFor, LISTED_INTENTS } from './voice.js';
 
 const $ = (id) => document.getElementById(id);
 const session = new Session();
@@ -31,12 +32,40 @@ $('stop').addEventListener('click', () => {
 });
 $('clear_stop').addEventListener('click', () => session.send('clearStop', {}, 1));
 $('unlock').addEventListener('click', () => session.send('unlock', { source: 'web' }, 1));
-$('status').addEventListener('click', () => session.send('intent', {
-  intent: 'STATUS', utterance_id: `web-${Date.now()}` }, 1));
+for (const intent of LISTED_INTENTS) $('intent').add(new Option(intent, intent));
+$('send_intent').addEventListener('click', () => session.send('intent', {
+  intent: $('intent').value, utterance_id: `web-${Date.now()}` }, 1));
 for (const mode of contract.modes) $('mode').add(new Option(mode, mode));
 $('mode').addEventListener('change', () => session.send('modeRequest', { mode: $('mode').value }, 1));
 $('send_emotion').addEventListener('click', () => session.send('emotionRequest', {
   emotion: $('emotion_request').value || 'happy' }, 1));
+
+// -- voice: the browser's speech recognition, where it has one (Chrome, Safari) --------
+const Recognition = window.SpeechRecognition || window.webkitSpeechRecognition;
+if (Recognition) {
+  $('speak').hidden = false;
+  $('speak').addEventListener('click', () => {
+    const recognition = new Recognition();
+    recognition.lang = navigator.language;
+    recognition.addEventListener('result', (event) => {
+      const heard = event.results[0][0].transcript;
+      const asked = intentFor(heard);
+      if (!asked) {
+        $('voice_state').textContent = `Heard "${heard}": not a command.`;
+        return;
+      }
+      const sent = session.send('intent', {
+        ...asked, text: heard.slice(0, 512), utterance_id: `voice-${Date.now()}` }, 1);
+      $('voice_state').textContent = `Heard "${heard}": ${asked.intent}`
+        + (sent ? ' sent.' : ' NOT SENT: no link to the robot.');
+    });
+    recognition.addEventListener('error', (event) => {
+      $('voice_state').textContent = `Voice: ${event.error}`;
+    });
+    $('voice_state').textContent = 'Listening…';
+    recognition.start();
+  });
+}
 
 // -- hold to drive ---------------------------------------------------------------------
 const stick = $('stick');
@@ -84,7 +113,9 @@ let motion = null;
 let imuTimer = null;
 $('use_motion').addEventListener('click', async () => {
   if (typeof DeviceMotionEvent === 'undefined' || !window.isSecureContext) {
-    $('motion_state').textContent = 'Motion sensors need this page over https (see the phone guide).';
+    const secure = `https://${location.hostname}:${contract.robotSecurePort}/`;
+    $('motion_state').textContent = `Motion sensors need this page over https: ${secure} `
+      + 'once this phone trusts the robot\'s CA (see the phone guide).';
     return;
   }
   if (typeof DeviceMotionEvent.requestPermission === 'function'

@@ -19,6 +19,7 @@ export default Object.freeze({
   ],
   "phoneUser": "kilo7-phone",
   "relayKilled": "RELAY_KILLED",
+  "robotSecurePort": 9443,
   "topics": {
     "alerts": {
       "schema": "alert_v1",

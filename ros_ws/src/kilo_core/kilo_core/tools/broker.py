@@ -1,12 +1,13 @@
 """The project's mosquitto config (config/mosquitto/) run on loopback, for `make run`
-and tests.
+and tests, with the web remote's TLS listener (config/web-tls/: stunnel in front of the
+websocket listener) when the web remote is on.
 
 The robot's files are used as they are, with four changes only: every listener
 moves to a free port on 127.0.0.1 (the phone's and the web remote's on every address
-with ``lan``), /etc/kilo7/mosquitto/ becomes the run's own directory, the web remote's
+with ``lan``), /etc/kilo7/ becomes the run's own directory, the web remote's
 files are this checkout's build, and a header replaces Debian's main mosquitto.conf (no
-persistence, log to stderr, run as the current user). The users' passwords come from the same
-mqtt-credentials script that makes them on a robot.
+persistence, log to stderr, run as the current user). The users' passwords and the
+robot's CA come from the same scripts that make them on a robot.
 """
 
 from __future__ import annotations
@@ -36,13 +37,22 @@ TLS_CONF = 'kilo7.tls.conf'
 WEBSOCKETS_CONF = 'kilo7.websockets.conf'
 ACL = 'kilo7.acl'
 CREDENTIALS_SCRIPT = 'mqtt-credentials'
+# The web remote's TLS listener (stunnel) and the script that makes its certificate
+# from the robot's own CA, and where the unit finds that certificate.
+WEB_TLS_CONF = 'kilo7-web-tls.conf'
+ROBOT_CA_SCRIPT = 'robot-ca'
+ROBOT_CA_DIR = 'robot-ca'
+WEB_TLS_CREDENTIALS = '/run/credentials/kilo7-web-tls.service/'
+# The processes a broker is, by name: the second is the web remote's TLS listener.
+BROKER_PROCESSES = ('mosquitto', 'stunnel')
 # The robot's listener ports, as the shipped config has them.
-LOOPBACK, LAN, TLS, WEBSOCKETS = 1883, 1884, 8883, 9001
+LOOPBACK, LAN, TLS, WEBSOCKETS, WSS = 1883, 1884, 8883, 9001, 9443
 LISTENER = re.compile(r'^listener (\d+)(?: \S+)?$', re.MULTILINE)
 # Where the package installs the web remote, which the websockets listener serves.
 ROBOT_WEB_DIR = '/usr/share/kilo7/web'
 # The checkout this module runs from (its config/ and build/).
 CHECKOUT = Path(__file__).resolve().parents[5]
+WEB_TLS_DIR = CHECKOUT / 'config' / 'web-tls'
 
 
 def web_dir() -> Path:
@@ -66,6 +76,13 @@ def mosquitto_binary() -> str:
     found = shutil.which('mosquitto', path=SEARCH_PATH)
     if found is None:
         raise FileNotFoundError('mosquitto not found: apt install mosquitto (make system-deps)')
+    return found
+
+
+def stunnel_binary() -> str:
+    found = shutil.which('stunnel', path=SEARCH_PATH)
+    if found is None:
+        raise FileNotFoundError('stunnel not found: apt install stunnel4 (make system-deps)')
     return found
 
 
@@ -135,7 +152,9 @@ def _accepting(port: int) -> bool:
 
 class Broker:
     """One mosquitto with the project's config; start() returns once every listener
-    accepts connections."""
+    accepts connections. ``websockets``: the web remote's two listeners, plain and TLS,
+    the latter with a CA made by the robot's own script (for localhost and 127.0.0.1;
+    with ``lan``, for this machine's name and addresses)."""
 
     def __init__(self, workdir: Path, tls: TlsFiles | None = None,
                  websockets: bool = False, log_path: Path | None = None,
@@ -151,9 +170,10 @@ class Broker:
             listeners.append(TLS)
         if websockets:
             self.sources.append(WEBSOCKETS_CONF)
-            listeners.append(WEBSOCKETS)
+            listeners += [WEBSOCKETS, WSS]  # WSS: stunnel's, in front of WEBSOCKETS
         self.ports = dict(zip(listeners, free_ports(len(listeners)), strict=True))
         self.proc: subprocess.Popen | None = None
+        self.tls_proxy: subprocess.Popen | None = None
         self._provision()
 
     @property
@@ -170,6 +190,16 @@ class Broker:
     def web_port(self) -> int:
         """The websockets listener: the web remote's page, and MQTT for it."""
         return self.ports[WEBSOCKETS]
+
+    @property
+    def web_tls_port(self) -> int:
+        """The same over TLS (https/wss), with the certificate from the robot's CA."""
+        return self.ports[WSS]
+
+    @property
+    def robot_ca(self) -> Path:
+        """The robot's own CA certificate, which a phone trusts for web_tls_port."""
+        return self.workdir / ROBOT_CA_DIR / 'ca.crt'
 
     def password_file(self, user: str) -> Path:
         return self.workdir / f'{user}.password'
@@ -204,13 +234,38 @@ class Broker:
                 shutil.copyfile(path, tls_dir / name)
         (self.workdir / 'mosquitto.conf').write_text(
             local_config(self.sources, self.workdir, self.ports, self.lan), encoding='utf-8')
+        if WSS in self.ports:
+            names = [] if self.lan else ['--hostname', 'localhost', '--address', '127.0.0.1']
+            subprocess.run([str(WEB_TLS_DIR / ROBOT_CA_SCRIPT), '--dir',
+                            str(self.workdir / ROBOT_CA_DIR), *names],
+                           check=True, capture_output=True, text=True)
+            (self.workdir / WEB_TLS_CONF).write_text(self._web_tls_config(), encoding='utf-8')
+
+    def _web_tls_config(self) -> str:
+        """The shipped stunnel config, moved to this run's ports and certificate."""
+        text = (WEB_TLS_DIR / WEB_TLS_CONF).read_text(encoding='utf-8')
+        bind = '' if self.lan else '127.0.0.1:'
+        moves = ((f'accept = {WSS}\n', f'accept = {bind}{self.ports[WSS]}\n'),
+                 (f'connect = 127.0.0.1:{WEBSOCKETS}\n',
+                  f'connect = 127.0.0.1:{self.ports[WEBSOCKETS]}\n'),
+                 (WEB_TLS_CREDENTIALS, f'{self.workdir / ROBOT_CA_DIR}/'))
+        for shipped, here in moves:
+            if shipped not in text:
+                raise ValueError(f'{WEB_TLS_CONF} has no {shipped.strip()!r}')
+            text = text.replace(shipped, here)
+        return text
 
     def start(self) -> Broker:
         self.proc = start_process(
             [mosquitto_binary(), '-c', str(self.workdir / 'mosquitto.conf')], self.log_path)
+        if WSS in self.ports:
+            self.tls_proxy = start_process(
+                [stunnel_binary(), str(self.workdir / WEB_TLS_CONF)],
+                self.workdir / 'stunnel.log')
         deadline = time.monotonic() + START_TIMEOUT_S
         while not all(_accepting(port) for port in self.ports.values()):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
+            exited = any(proc.poll() is not None for proc in self.processes().values())
+            if exited or time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError(f'mosquitto did not start on ports {self.ports}: '
                                    f'{self.log()}')
@@ -220,11 +275,17 @@ class Broker:
     def log(self) -> str:
         return self.log_path.read_text(errors='replace')
 
+    def processes(self) -> dict[str, subprocess.Popen]:
+        """mosquitto, and stunnel when the web remote's TLS listener is on, by name."""
+        started = zip(BROKER_PROCESSES, (self.proc, self.tls_proxy), strict=True)
+        return {name: proc for name, proc in started if proc is not None}
+
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        for proc in self.processes().values():
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()

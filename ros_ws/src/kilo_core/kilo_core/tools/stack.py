@@ -33,7 +33,7 @@ from std_msgs.msg import String
 from kilo_core import contract
 from kilo_core.node_shell import destroy, TRUTH_SUB_QOS
 from kilo_core.stop_signals import StopSignals
-from kilo_core.tools.broker import Broker, web_dir
+from kilo_core.tools.broker import Broker, BROKER_PROCESSES, web_dir
 from kilo_core.tools.processes import EXECUTABLES, start_node, stop_nodes
 from kilo_core.tools.truth_view import (
     CHANGE_TOPICS,
@@ -52,14 +52,18 @@ SHARED_ENV = ('ROS_DOMAIN_ID', 'ROS_LOCALHOST_ONLY', 'ROS_AUTOMATIC_DISCOVERY_RA
 SHARED_PATHS = ('FASTDDS_DEFAULT_PROFILES_FILE',)
 LOCK_FILE = 'lock'
 
+
 def web_remote_line(broker: Broker, lan: bool) -> str:
     """Where a phone opens the web remote, and the password it logs in with."""
-    where = f'http://{phone_host(lan)}:{broker.web_port}/'
+    host = phone_host(lan)
+    where = f'http://{host}:{broker.web_port}/'
     if not (web_dir() / 'index.html').is_file():
         where += ' (not built: make web)'
     password = broker.password_file(contract.MQTT_PHONE_USER)
     return (f'web remote: {where} as {contract.MQTT_PHONE_USER}, password in {password}'
-            f'{"" if lan else " (KILO_LAN=1 make run: reachable from the LAN)"}')
+            f'{"" if lan else " (KILO_LAN=1 make run: reachable from the LAN)"}\n'
+            f'  over TLS (phone sensors): https://{host}:{broker.web_tls_port}/ '
+            f'trusting the CA {broker.robot_ca}')
 
 
 def phone_host(lan: bool) -> str:
@@ -199,7 +203,7 @@ def run_stack(run_dir: Path) -> int:
         lan = os.environ.get('KILO_LAN') == '1'
         broker = Broker(run_dir / 'broker', websockets=True, log_path=log_dir / 'mosquitto.log',
                         lan=lan).start()
-        procs['mosquitto'] = broker.proc
+        procs.update(broker.processes())
         os.environ.update(broker.bridge_env())  # the nodes inherit it
         write_env_file(run_dir / 'env.sh', broker)
         header = (f'KILO.7 stack: ROS_DOMAIN_ID={os.environ.get("ROS_DOMAIN_ID", "0")}, '
@@ -242,7 +246,7 @@ def run_stack(run_dir: Path) -> int:
         # Nodes first: the bridge says "not ok" on kilo/health and disconnects before the
         # broker goes (the children are in groups of their own, so a terminal's Ctrl-C
         # reached only us and this order is ours to keep).
-        nodes = {name: proc for name, proc in procs.items() if name != 'mosquitto'}
+        nodes = {name: proc for name, proc in procs.items() if name not in BROKER_PROCESSES}
         stop_nodes(nodes.values())
         if broker is not None:
             broker.stop()
@@ -251,8 +255,9 @@ def run_stack(run_dir: Path) -> int:
     # Reported once all is stopped (a closed stdout must not cut the stopping short), in
     # the order it was stopped in; a non-zero exit status on the way out is a failure.
     lines = [stopped_line('nodes', nodes)] if nodes else []
-    if 'mosquitto' in procs:
-        lines.append(stopped_line('broker', {'mosquitto': procs['mosquitto']}))
+    served = {name: proc for name, proc in procs.items() if name in BROKER_PROCESSES}
+    if served:
+        lines.append(stopped_line('broker', served))
     try:
         print('\n'.join([*lines, 'KILO.7 stack stopped']), flush=True)
     except BrokenPipeError:

@@ -13,6 +13,7 @@ from pathlib import Path
 import sys
 
 from kilo_core import contract
+from kilo_core.tools import broker
 
 # What the page sends and reads, by the name it uses for each.
 PAGE_TOPICS = {
@@ -37,6 +38,8 @@ def module() -> str:
         'intents': [intent.value for intent in contract.Intent],
         'modes': [mode.value for mode in contract.Mode],
         'unlockResults': [result.value for result in contract.UnlockResult],
+        # The robot's web remote over TLS (kilo7-web-tls.conf), where motion sensors work.
+        'robotSecurePort': broker.WSS,
     }
     return ('// Generated from kilo_core/contract.py by kilo_core.tools.web_contract: '
             'do not edit.\n'

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from kilo_core import contract
-from kilo_core.tools.broker import Broker, TLS, TlsFiles, WEBSOCKETS
+from kilo_core.tools.broker import Broker, TLS, TlsFiles, WEBSOCKETS, WSS
 
 from certificates import make_certificates
 from conftest import Stack
@@ -36,7 +36,7 @@ def certs(tmp_path: Path) -> TlsFiles:
 
 @pytest.fixture
 def full_broker(tmp_path: Path, certs: TlsFiles) -> Iterator[Broker]:
-    """Every listener the project ships: loopback, LAN, TLS and websockets."""
+    """Every listener the project ships: loopback, LAN, TLS, websockets plain and TLS."""
     broker = Broker(tmp_path / 'broker', websockets=True, tls=certs).start()
     yield broker
     broker.stop()
@@ -53,7 +53,9 @@ def phone_listeners(broker: Broker) -> dict[str, dict]:
     assert broker.tls is not None
     return {'lan': {'port': broker.lan_port},
             'tls': {'port': broker.ports[TLS], 'ca_file': str(broker.tls.ca)},
-            'websockets': {'port': broker.ports[WEBSOCKETS], 'transport': 'websockets'}}
+            'websockets': {'port': broker.ports[WEBSOCKETS], 'transport': 'websockets'},
+            'wss': {'port': broker.ports[WSS], 'transport': 'websockets',
+                    'ca_file': str(broker.robot_ca)}}
 
 
 def marker(who: str) -> str:
@@ -64,7 +66,7 @@ def seen_from(observer: Phone, topic: str, who: str) -> bool:
     return any(m.payload.get('who') == who for m in observer.messages(topic))
 
 
-@pytest.mark.parametrize('listener', ['lan', 'tls', 'websockets'])
+@pytest.mark.parametrize('listener', ['lan', 'tls', 'websockets', 'wss'])
 def test_phone_listeners_refuse_anonymous_and_wrong_passwords(
         full_broker: Broker, listener: str) -> None:
     options = phone_listeners(full_broker)[listener]
@@ -78,7 +80,7 @@ def test_phone_listeners_refuse_anonymous_and_wrong_passwords(
           password=full_broker.password(contract.MQTT_PHONE_USER), **options).close()
 
 
-@pytest.mark.parametrize('listener', ['lan', 'tls', 'websockets'])
+@pytest.mark.parametrize('listener', ['lan', 'tls', 'websockets', 'wss'])
 def test_phone_user_cannot_write_truth_on_any_listener(
         full_broker: Broker, listener: str) -> None:
     options = phone_listeners(full_broker)[listener]

@@ -218,7 +218,7 @@ def test_ctrl_c_stops_the_nodes_then_the_broker_and_is_no_crash(tmp_path: Path) 
         assert proc.wait(timeout=30) == 0
         out.wait_for('KILO.7 stack stopped')
         nodes = out.seen.index(out.wait_for(r'^stopped nodes: '))
-        broker = out.seen.index(out.wait_for(r'^stopped broker: mosquitto$'))
+        broker = out.seen.index(out.wait_for(r'^stopped broker: mosquitto, stunnel$'))
         assert nodes < broker
         assert out.seen[nodes] == ('stopped nodes: safety_gate, control_pwm, relay_kill, '
                                    'mqtt_bridge')

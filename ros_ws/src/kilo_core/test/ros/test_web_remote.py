@@ -1,6 +1,8 @@
 """The web remote in a real browser (Debian's chromium driven by Playwright, a phone's
 viewport with touch) against the real stack: mosquitto serving the page and MQTT over
-websockets, the four nodes, and Control and the relay on the pigpiod double.
+websockets (plain, and TLS with the robot's own CA, which the browser trusts through
+its NSS database as a phone's user would), the four nodes, and Control and the relay on
+the pigpiod double.
 
 Needs `make web` (build/web) and the browser: `make test-ui` sets both up.
 """
@@ -8,9 +10,11 @@ Needs `make web` (build/web) and the browser: `make test-ui` sets both up.
 from __future__ import annotations
 
 from collections.abc import Iterator
+import math
 import os
 from pathlib import Path
 import signal
+import subprocess
 import time
 
 import pytest
@@ -68,24 +72,60 @@ def robot(pigpiod: PigpiodProcess, stack: Stack, phone: Phone) -> Stack:
 
 
 @pytest.fixture(scope='module')
-def browser() -> Iterator[object]:
+def playwright() -> Iterator[object]:
     # Imported here: make test-ui installs Playwright, and the other suites collect this
     # module without it.
     from playwright.sync_api import sync_playwright
     with sync_playwright() as driver:
-        launched = driver.chromium.launch(executable_path=CHROMIUM, args=['--no-sandbox'])
-        yield launched
-        launched.close()
+        yield driver
+
+
+@pytest.fixture(scope='module')
+def browser(playwright) -> Iterator[object]:  # noqa: ANN001
+    launched = playwright.chromium.launch(executable_path=CHROMIUM, args=['--no-sandbox'])
+    yield launched
+    launched.close()
+
+
+@pytest.fixture
+def trusting_browser(playwright, broker: Broker, tmp_path: Path) -> Iterator[object]:  # noqa: ANN001
+    """A browser whose user trusts this robot's CA (chromium reads trust anchors from
+    the NSS database in $HOME, where a desktop user's "import certificate" puts them)."""
+    home = tmp_path / 'home'
+    nssdb = home / '.pki' / 'nssdb'
+    nssdb.mkdir(parents=True)
+    certutil = ['certutil', '-d', f'sql:{nssdb}']
+    subprocess.run([*certutil, '-N', '--empty-password'], check=True)
+    subprocess.run([*certutil, '-A', '-t', 'C,,', '-n', 'KILO.7 robot CA', '-i',
+                    str(broker.robot_ca)], check=True)
+    launched = playwright.chromium.launch(executable_path=CHROMIUM, args=['--no-sandbox'],
+                                          env={**os.environ, 'HOME': str(home)})
+    yield launched
+    launched.close()
+
+
+def phone_page(browser, url: str) -> object:  # noqa: ANN001
+    context = browser.new_context(viewport=PHONE_VIEWPORT, has_touch=True, is_mobile=True)
+    page = context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    page.goto(url)
+    return page
 
 
 @pytest.fixture
 def page(browser, broker: Broker) -> Iterator[object]:  # noqa: ANN001
-    context = browser.new_context(viewport=PHONE_VIEWPORT, has_touch=True, is_mobile=True)
-    page = context.new_page()
-    page.set_default_timeout(WAIT_MS)
-    page.goto(f'http://127.0.0.1:{broker.web_port}/')
+    page = phone_page(browser, f'http://127.0.0.1:{broker.web_port}/')
     yield page
-    context.close()
+    page.context.close()
+
+
+@pytest.fixture
+def secure_page(trusting_browser, broker: Broker) -> Iterator[object]:  # noqa: ANN001
+    """The page over https by the robot's name, its certificate checked (no errors
+    ignored): a secure context, as a phone that trusts the robot's CA has it."""
+    page = phone_page(trusting_browser, f'https://localhost:{broker.web_tls_port}/')
+    yield page
+    page.context.close()
 
 
 def log_in(page, broker: Broker, password: str | None = None) -> None:  # noqa: ANN001
@@ -221,3 +261,61 @@ def test_a_hung_control_shows_no_truth(robot: Stack, page, broker: Broker) -> No
         assert 'control' in page.text_content('#problems')
     finally:
         control.send_signal(signal.SIGCONT)
+
+
+def hold_phone_at(page, tilt_deg: float) -> None:  # noqa: ANN001
+    """The phone's motion sensor reports gravity for ``tilt_deg`` from flat, screen up,
+    at 20 Hz (a phone reports faster than the page sends)."""
+    g = 9.81
+    gravity = {'x': 0.0, 'y': g * math.sin(math.radians(tilt_deg)),
+               'z': g * math.cos(math.radians(tilt_deg))}
+    page.evaluate("""(gravity) => {
+        clearInterval(window.motionDouble);
+        window.motionDouble = setInterval(() => window.dispatchEvent(new DeviceMotionEvent(
+            'devicemotion', {accelerationIncludingGravity: gravity,
+                             acceleration: {x: 0, y: 0, z: 0}, interval: 50})), 50);
+    }""", gravity)
+
+
+def test_the_secure_page_streams_the_phones_motion_to_the_robot(
+        robot: Stack, secure_page, broker: Broker) -> None:  # noqa: ANN001
+    """Over https with the robot's CA the page is a secure context; the phone's motion
+    goes to the robot at the contract's rate, and the robot's own verdict on it (tilt,
+    then ROLLOVER) comes back as truth."""
+    page = secure_page
+    assert page.evaluate('window.isSecureContext') is True
+    listener = Phone.of(broker, 'imu-listener', subscribe=(contract.PHONE_IMU.mqtt,))
+    try:
+        log_in(page, broker)
+        wait_emotion(page, contract.GateReason.OVERRIDE_REQUIRED.value)
+        hold_phone_at(page, 0.0)
+        page.click('#more summary')  # the sensors' switch is under "more"
+        page.click('#use_motion')
+        page.wait_for_function('document.getElementById("imu_ok").textContent === "true"')
+        page.wait_for_function(
+            'document.getElementById("imu_tilt_deg").textContent === "tilt 0.0°"')
+        counted = time.monotonic()
+        time.sleep(2.0)
+        samples = listener.messages(contract.PHONE_IMU.mqtt, since=counted)
+        # 4 Hz, not the sensor's 20: generous bounds for a loaded machine.
+        assert 4 <= len(samples) <= 12, len(samples)
+        assert all(m.payload['gravity']['z'] == pytest.approx(9.81) for m in samples)
+        hold_phone_at(page, 75.0)
+        wait_emotion(page, contract.GateReason.ROLLOVER.value)
+        assert page.text_content('#imu_tilt_deg') == 'tilt 75.0°'
+        assert page.get_attribute('body', 'data-lock') == 'true'
+    finally:
+        listener.close()
+
+
+def test_a_browser_that_does_not_trust_the_robots_ca_is_refused(
+        robot: Stack, browser, broker: Broker) -> None:  # noqa: ANN001
+    """The control for the test above: the same URL without the CA is a certificate
+    error, not a page (the browser checks the chain, nothing is ignored)."""
+    from playwright.sync_api import Error as PlaywrightError
+    context = browser.new_context()
+    try:
+        with pytest.raises(PlaywrightError, match='ERR_CERT_AUTHORITY_INVALID'):
+            context.new_page().goto(f'https://localhost:{broker.web_tls_port}/')
+    finally:
+        context.close()
