@@ -5,10 +5,21 @@ import { test } from 'node:test';
 import contract from '../src/contract.js';
 import { intentFor, LISTED_INTENTS } from '../src/voice.js';
 
-test('stop wins over anything said with it', () => {
-  for (const phrase of ['Stop!', 'stop roaming', 'HALT', 'emergency', 'freeze, mapping mode']) {
+test('stop wins over anything said with it, in any form', () => {
+  for (const phrase of ['Stop!', 'stop roaming', 'HALT', 'emergency', 'freeze, mapping mode',
+    'Stopp!', 'stopping', 'robot stops', "don't stop"]) {
     assert.deepEqual(intentFor(phrase), { intent: 'STOP' }, phrase);
   }
+});
+
+test('turning something down never starts it', () => {
+  for (const phrase of ['exit mapping mode', 'leave roam mode', 'no mapping mode']) {
+    assert.equal(intentFor(phrase), null, phrase);
+  }
+  for (const phrase of ["don't roam", 'cancel roaming', 'quit roaming']) {
+    assert.deepEqual(intentFor(phrase), { intent: 'ROAM_STOP' }, phrase);
+  }
+  assert.deepEqual(intentFor('end mapping'), { intent: 'MAPPING_STOP' });
 });
 
 test('status, modes, roaming and mapping', () => {

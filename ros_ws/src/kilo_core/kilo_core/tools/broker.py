@@ -153,7 +153,7 @@ def _accepting(port: int) -> bool:
 class Broker:
     """One mosquitto with the project's config; start() returns once every listener
     accepts connections. ``websockets``: the web remote's two listeners, plain and TLS,
-    the latter with a CA made by the robot's own script (for localhost and 127.0.0.1;
+    the latter with a CA made by the robot's own script (for 127.0.0.1 and localhost.local;
     with ``lan``, for this machine's name and addresses)."""
 
     def __init__(self, workdir: Path, tls: TlsFiles | None = None,
@@ -244,8 +244,8 @@ class Broker:
     def _web_tls_config(self) -> str:
         """The shipped stunnel config, moved to this run's ports and certificate."""
         text = (WEB_TLS_DIR / WEB_TLS_CONF).read_text(encoding='utf-8')
-        bind = '' if self.lan else '127.0.0.1:'
-        moves = ((f'accept = {WSS}\n', f'accept = {bind}{self.ports[WSS]}\n'),
+        bind = ':::' if self.lan else '127.0.0.1:'
+        moves = ((f'accept = :::{WSS}\n', f'accept = {bind}{self.ports[WSS]}\n'),
                  (f'connect = 127.0.0.1:{WEBSOCKETS}\n',
                   f'connect = 127.0.0.1:{self.ports[WEBSOCKETS]}\n'),
                  (WEB_TLS_CREDENTIALS, f'{self.workdir / ROBOT_CA_DIR}/'))

@@ -41,6 +41,8 @@ LINK_DOWN_S = 2.0
 WAIT_MS = 10_000
 # KILO_UI_SCREENSHOTS=docs/screenshots keeps the driving test's screenshots there.
 SCREENSHOTS = os.environ.get('KILO_UI_SCREENSHOTS')
+# The name the dev broker's robot CA is made for (the robot's is <host>.local).
+ROBOT_NAME = 'localhost.local'
 
 
 def screenshot(page, name: str) -> None:  # noqa: ANN001
@@ -98,7 +100,10 @@ def trusting_browser(playwright, broker: Broker, tmp_path: Path) -> Iterator[obj
     subprocess.run([*certutil, '-N', '--empty-password'], check=True)
     subprocess.run([*certutil, '-A', '-t', 'C,,', '-n', 'KILO.7 robot CA', '-i',
                     str(broker.robot_ca)], check=True)
-    launched = playwright.chromium.launch(executable_path=CHROMIUM, args=['--no-sandbox'],
+    # The robot's mDNS name, as a phone on its LAN resolves it.
+    resolve = f'--host-resolver-rules=MAP {ROBOT_NAME} 127.0.0.1'
+    launched = playwright.chromium.launch(executable_path=CHROMIUM,
+                                          args=['--no-sandbox', resolve],
                                           env={**os.environ, 'HOME': str(home)})
     yield launched
     launched.close()
@@ -123,7 +128,7 @@ def page(browser, broker: Broker) -> Iterator[object]:  # noqa: ANN001
 def secure_page(trusting_browser, broker: Broker) -> Iterator[object]:  # noqa: ANN001
     """The page over https by the robot's name, its certificate checked (no errors
     ignored): a secure context, as a phone that trusts the robot's CA has it."""
-    page = phone_page(trusting_browser, f'https://localhost:{broker.web_tls_port}/')
+    page = phone_page(trusting_browser, f'https://{ROBOT_NAME}:{broker.web_tls_port}/')
     yield page
     page.context.close()
 
@@ -316,6 +321,6 @@ def test_a_browser_that_does_not_trust_the_robots_ca_is_refused(
     context = browser.new_context()
     try:
         with pytest.raises(PlaywrightError, match='ERR_CERT_AUTHORITY_INVALID'):
-            context.new_page().goto(f'https://localhost:{broker.web_tls_port}/')
+            context.new_page().goto(f'https://127.0.0.1:{broker.web_tls_port}/')
     finally:
         context.close()
