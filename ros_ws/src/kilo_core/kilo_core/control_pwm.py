@@ -24,7 +24,7 @@ class ControlPwmNode(KiloNode):
         super().__init__(contract.NODE_CONTROL)
         now = monotonic()
         self.control = Control(self.config.ttl, self.config.control.backend, now)
-        self.gpio = open_backend(self.config.control.backend, self.config.pigpio)
+        self.gpio = open_backend(self.config.control.backend, self.config)
         self.gpio_connected = False
         self.next_connect = now
         self.written: tuple[int, int] | None = None

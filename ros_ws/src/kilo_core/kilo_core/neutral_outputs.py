@@ -1,6 +1,7 @@
 """Neutral servo and ESC pulses, without ROS, for after Control has ended.
 
-pigpiod keeps the last pulse widths a client set, even when that client is gone: a
+pigpiod, and the kernel's PWM, keep the last pulse widths a client set, even when that
+client is gone: a
 Control killed by SIGKILL, the kernel's OOM killer or a watchdog abort would leave the
 ESC at its last throttle. Control's unit runs this as ExecStopPost=, which systemd runs
 however the node ended. Uses Control's config ($KILO_CONFIG, as the node does).
@@ -14,7 +15,8 @@ import sys
 from kilo_core.core.config import ConfigError, load
 from kilo_core.hardware import HardwareFault, neutral_pulses, open_backend, write_pulses
 
-PIGPIO_BACKENDS = ('pigpio', 'rpi_gpio')
+# The backends whose outputs outlive Control.
+HOLDING_BACKENDS = ('pigpio', 'rpi5_pwm')
 
 
 def main() -> int:
@@ -24,11 +26,11 @@ def main() -> int:
         print(f'neutral outputs: {exc}', file=sys.stderr)
         return 2
     control = config.control
-    if control.backend not in PIGPIO_BACKENDS:
+    if control.backend not in HOLDING_BACKENDS:
         print(f'neutral outputs: backend {control.backend}, no pulses to reset')
         return 0
     steer_us, throttle_us = neutral_pulses(control)
-    gpio = open_backend(control.backend, config.pigpio)
+    gpio = open_backend(control.backend, config)
     try:
         gpio.connect()
         write_pulses(gpio, control, (steer_us, throttle_us))

@@ -17,7 +17,7 @@ class RelayKillNode(KiloNode):
         super().__init__(contract.NODE_RELAY_KILL)
         self.relay_cfg = self.config.relay
         self.logic = RelayLogic(self.config.ttl.truth_ttl_ms)
-        self.gpio = open_backend(self.relay_cfg.mode, self.config.pigpio)
+        self.gpio = open_backend(self.relay_cfg.mode, self.config)
         self.gpio_connected = False
         self.next_connect = monotonic()
         self.phase = False

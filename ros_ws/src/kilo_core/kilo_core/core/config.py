@@ -61,6 +61,17 @@ class PigpioConfig:
 
 
 @dataclass(frozen=True)
+class PwmSysfsConfig:
+    root: str
+    device: str
+
+
+# The GPIOs the Raspberry Pi 5's RP1 routes to its PWM0 channels (the pwm-2chan overlay
+# sets GPIO 18 and 19; 12 and 13 are the other two): the only pins rpi5_pwm can drive.
+RP1_PWM_CHANNELS = {12: 0, 13: 1, 18: 2, 19: 3}
+
+
+@dataclass(frozen=True)
 class TlsConfig:
     enabled: bool
     ca_file: str
@@ -144,6 +155,7 @@ class Config:
     publish: PublishConfig
     safety: SafetyConfig
     pigpio: PigpioConfig
+    pwm_sysfs: PwmSysfsConfig
     mqtt: MqttConfig
     control: ControlConfig
     relay: RelayConfig
@@ -223,6 +235,10 @@ def _check_ordering(config: Config) -> None:
          'must not be below mqtt.reconnect_min_s'),
         (config.control.steer.gpio != config.control.throttle.gpio, 'control.throttle.gpio',
          'steer and throttle cannot share a GPIO'),
+        (config.control.backend != 'rpi5_pwm'
+         or {steer.gpio, throttle.gpio} <= RP1_PWM_CHANNELS.keys(), 'control.backend',
+         f'rpi5_pwm drives GPIO {", ".join(map(str, RP1_PWM_CHANNELS))} only (hardware '
+         'PWM): move control.steer.gpio and control.throttle.gpio there'),
         (config.ttl.truth_ttl_ms >= min_truth_ttl_ms, 'ttl.truth_ttl_ms',
          f'must be at least 2 publish periods (2 x 1000 / publish.truth_hz = '
          f'{min_truth_ttl_ms:g} ms)'),
@@ -269,6 +285,7 @@ def build(document: dict[str, Any], source: str) -> Config:
         publish=PublishConfig(**document['publish']),
         safety=SafetyConfig(**document['safety']),
         pigpio=PigpioConfig(**document['pigpio']),
+        pwm_sysfs=PwmSysfsConfig(**document['pwm_sysfs']),
         mqtt=MqttConfig(**{**mqtt, 'tls': TlsConfig(**mqtt['tls'])}),
         control=ControlConfig(
             backend=control['backend'], hw_retry_s=control['hw_retry_s'],

@@ -1,10 +1,11 @@
-"""GPIO hardware behind one small interface, with a pigpio backend and a sim backend."""
+"""GPIO hardware behind one small interface: pigpio, the kernel's hardware PWM (sysfs)
+and a simulation."""
 
 from __future__ import annotations
 
 from typing import Protocol
 
-from kilo_core.core.config import ControlConfig, PigpioConfig
+from kilo_core.core.config import Config, ControlConfig
 
 
 class HardwareFault(Exception):
@@ -25,11 +26,15 @@ class Gpio(Protocol):
     def close(self) -> None: ...
 
 
-def open_backend(kind: str, pigpio_cfg: PigpioConfig) -> Gpio:
-    """Make the backend named in config: 'pigpio'/'rpi_gpio' (pigpiod) or 'sim'."""
+def open_backend(kind: str, config: Config) -> Gpio:
+    """Make the backend named in config: 'pigpio'/'rpi_gpio' (pigpiod), 'rpi5_pwm'
+    (sysfs PWM) or 'sim'."""
     if kind in ('pigpio', 'rpi_gpio'):
         from kilo_core.hardware.pigpio_backend import PigpioGpio
-        return PigpioGpio(pigpio_cfg.host, pigpio_cfg.port)
+        return PigpioGpio(config.pigpio.host, config.pigpio.port)
+    if kind == 'rpi5_pwm':
+        from kilo_core.hardware.sysfs_pwm import SysfsPwm
+        return SysfsPwm(config.pwm_sysfs)
     from kilo_core.hardware.sim import SimGpio
     return SimGpio()
 
