@@ -107,6 +107,7 @@ class SteerConfig:
     min_us: int
     center_us: int
     max_us: int
+    reverse: bool
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,7 @@ class ThrottleConfig:
     reverse_us: int
     neutral_us: int
     forward_us: int
+    reverse: bool
 
 
 @dataclass(frozen=True)
