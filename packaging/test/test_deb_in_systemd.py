@@ -77,8 +77,17 @@ class Container:
             if done.returncode == 0:
                 return done.stdout.strip()
             if time.monotonic() > deadline:
-                raise AssertionError(f'{command!r} never succeeded: {done.stdout}{done.stderr}')
+                raise AssertionError(f'{command!r} never succeeded: {done.stdout}{done.stderr}'
+                                     f'\n{self.diagnostics()}')
             time.sleep(0.5)
+
+    def diagnostics(self) -> str:
+        """systemd's pending jobs and the units' states and last log lines, for a failure."""
+        try:
+            return self.run('systemctl list-jobs --no-pager; systemctl status --no-pager '
+                            f'-n 15 {" ".join(UNITS)}', timeout=30).stdout
+        except subprocess.TimeoutExpired:
+            return 'systemctl did not answer in 30 s'
 
     def show(self, unit: str, *props: str) -> dict[str, str]:
         out = self.sh(f'systemctl show {unit} ' + ' '.join(f'-p {p}' for p in props))

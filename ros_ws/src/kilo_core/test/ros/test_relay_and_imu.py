@@ -123,7 +123,13 @@ def test_gate_death_locks_control_and_kills_relay_until_an_explicit_unlock(
         # late, after the unlock below checked it was allowed (seen under load).
         running.wait_ready()
         # Heartbeats flow and the phone still asks to drive: nothing moves without unlock.
+        probe.wait_for(contract.STATE_SAFETY, lambda p: p['unlock_allowed'],
+                       since=time.monotonic())
+        sent = time.monotonic()
         probe.send(contract.DRIVE, steer=0.0, throttle=0.3)
+        # The gate heard it (a held throttle refuses unlock); a drive that reached the new
+        # gate late, after the unlock below, would refuse that unlock instead.
+        probe.wait_for(contract.STATE_SAFETY, lambda p: not p['unlock_allowed'], since=sent)
         time.sleep(1.0)
         assert probe.latest(contract.STATE_SAFETY)['reason'] == 'OVERRIDE_REQUIRED'
         assert neutral(probe.latest(contract.STATE_CONTROL))
