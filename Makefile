@@ -2,7 +2,15 @@
 .DEFAULT_GOAL := all
 SHELL := /bin/bash
 
-VENV := .venv
+# The ROS 2 distribution of the dev venv: kilted (.venv) or jazzy (.venv-jazzy), from
+# PyPI wheels (requirements/ros-$(ROS_DISTRO).txt). A ROS_DISTRO left over from a
+# sourced ROS install (humble) has no wheels: say so.
+ROS_DISTRO ?= kilted
+ROS_REQUIREMENTS := requirements/ros-$(ROS_DISTRO).txt
+ifeq ($(wildcard $(ROS_REQUIREMENTS)),)
+$(error ROS_DISTRO=$(ROS_DISTRO) has no wheels here: use kilted or jazzy)
+endif
+VENV := $(if $(filter kilted,$(ROS_DISTRO)),.venv,.venv-$(ROS_DISTRO))
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # Ansible, molecule, ansible-lint and testinfra: a venv of their own.
@@ -48,9 +56,10 @@ system-deps:
 
 venv: $(STAMP)
 
-$(STAMP): requirements/dev.txt $(PKG)/setup.py | system-deps
+$(STAMP): requirements/dev.txt $(ROS_REQUIREMENTS) $(PKG)/setup.py | system-deps
 	python3 -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements/dev.txt
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements/dev.txt \
+	  -r $(ROS_REQUIREMENTS)
 	$(PY) -m pip install -q --disable-pip-version-check -e $(PKG)
 	touch $@
 

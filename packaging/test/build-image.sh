@@ -16,7 +16,7 @@ case "$flavor" in bare|package) ;; *) echo "unknown flavor $flavor" >&2; exit 2;
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
-ros_requirements=$(grep -E '^ros-' "$repo/requirements/dev.txt")
+ros_requirements=$(grep -E '^ros-' "$repo/requirements/ros-kilted.txt")
 apt_packages="mosquitto mosquitto-clients python3-paho-mqtt python3-yaml python3-pigpio python3-venv openssl stunnel4"
 recipe_hash=$( (cat "$0"; echo "$ros_requirements"; echo "$apt_packages") | sha256sum | cut -c1-12)
 tag="localhost/kilo7-systemd:bookworm-$flavor-$recipe_hash"
