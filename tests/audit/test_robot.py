@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 
 import pytest
@@ -93,6 +94,42 @@ def test_health_is_ok(host: object) -> None:
     waited = host.run(f'for i in $(seq 15); do mosquitto_sub -t {topic} -C 1 -W 2 '
                       '| grep -q \'"ok":true\' && exit 0; sleep 1; done; exit 1')
     assert waited.rc == 0, mqtt_truth(host, topic)
+
+
+def test_controls_hardware_answers(host: object) -> None:
+    """The configured backend works (a robot locked in HW_FAULT cannot move): Control's
+    truth says so, naming the backend."""
+    control = mqtt_truth(host, contract.STATE_CONTROL.mqtt)
+    assert control['hw_ok'] is True, (control['hw_backend'], control['hw_error'])
+
+
+# What the kernel's PWM outputs hold on a Pi 5 (rpi5_pwm), read back from sysfs: the chip
+# found by its device-tree node, as Control finds it; nothing printed for other backends.
+PWM_READBACK = r"""
+import json, os, pathlib
+from kilo_core.core.config import RP1_PWM_CHANNELS, load
+config = load(os.environ.get('KILO_CONFIG') or None)
+if config.control.backend == 'rpi5_pwm':
+    root, device = pathlib.Path(config.pwm_sysfs.root), config.pwm_sysfs.device
+    chip = next(c for c in root.glob('pwmchip*') if device in c.resolve().parts)
+    def read(gpio):
+        pwm = chip / f'pwm{RP1_PWM_CHANNELS[gpio]}'
+        return {a: int((pwm / a).read_text()) for a in ('period', 'duty_cycle', 'enable')}
+    print(json.dumps({'steer': read(config.control.steer.gpio),
+                      'throttle': read(config.control.throttle.gpio)}))
+"""
+
+
+def test_hardware_pwm_outputs_hold_controls_pulses(host: object) -> None:
+    """rpi5_pwm: each channel runs a 20 ms servo frame whose duty cycle is the pulse
+    Control's truth reports (neutral while locked), so the ESC sees what Control says."""
+    outputs = host.check_output(in_services_env(f'python3 -c {shlex.quote(PWM_READBACK)}'))
+    if not outputs:
+        pytest.skip('Control drives no hardware PWM here')
+    pulses = mqtt_truth(host, contract.STATE_CONTROL.mqtt)['pulses_us']
+    for channel, output in json.loads(outputs).items():
+        assert output == {'period': 20_000_000, 'duty_cycle': pulses[channel] * 1000,
+                          'enable': 1}, channel
 
 
 def test_each_truth_topic_has_exactly_one_publisher_the_right_node(host: object) -> None:

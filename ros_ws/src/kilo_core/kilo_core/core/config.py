@@ -67,7 +67,7 @@ class PwmSysfsConfig:
 
 
 # The GPIOs the Raspberry Pi 5's RP1 routes to its PWM0 channels (the pwm-2chan overlay
-# sets GPIO 18 and 19; 12 and 13 are the other two): the only pins rpi5_pwm can drive.
+# routes two: 12 or 18, and 13 or 19): the only pins rpi5_pwm can drive.
 RP1_PWM_CHANNELS = {12: 0, 13: 1, 18: 2, 19: 3}
 
 
