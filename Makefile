@@ -37,7 +37,7 @@ export ROS_LOCALHOST_ONLY ?= 1
 # Fast DDS start-up announcements tuned so processes started together match at once.
 export FASTDDS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/config/fastdds/kilo7_dev.xml
 
-.PHONY: all system-deps venv lint test test-unit test-fuzz test-ros test-mqtt test-mqtt-paho16 \
+.PHONY: all system-deps venv lint test test-unit test-fuzz test-ros test-mqtt test-mqtt-paho16 test-robot-stack \
 	test-chaos test-slow soak soak-ci deb test-units test-package lint-ansible molecule audit run \
 	bench clean web test-ui
 
@@ -107,7 +107,18 @@ FUZZ_EXAMPLES ?= 6000
 test-fuzz: $(STAMP)
 	KILO_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(call PYTEST,-m fuzz)
 
-test: lint test-unit test-fuzz test-ros test-mqtt test-mqtt-paho16 test-units
+# The robot's stack last: ROS 2 Jazzy with paho-mqtt 1.6, what Ubuntu 24.04's apt gives a
+# Raspberry Pi 5: the ROS and MQTT suites again there. With Kilted and paho 2.x before
+# it, each distribution and each paho runs both suites once. (Started on Jazzy, only
+# paho 1.6 is left to run.)
+ifeq ($(ROS_DISTRO),kilted)
+test-robot-stack:
+	$(MAKE) ROS_DISTRO=jazzy test-ros test-mqtt-paho16
+else
+test-robot-stack: test-mqtt-paho16
+endif
+
+test: lint test-unit test-fuzz test-ros test-mqtt test-units test-robot-stack
 
 # The web remote: its derivation rules under Node's test runner, then the page in
 # Debian's chromium (Playwright, a phone's viewport with touch) against the live stack.
