@@ -40,9 +40,15 @@ class RelayKillNode(KiloNode):
             self.logic.on_hw_ok()
         except HardwareFault as exc:
             self.fault(str(exc))
+            return
+        # At once, not at the next refresh: a line or daemon just (re)connected holds
+        # nothing known, and the truth must not say hw_ok before a write held.
+        self.drive_output()
 
     def fault(self, error: str) -> None:
         self.gpio_connected = False
+        # A line that failed a moment ago is not retried at every refresh either.
+        self.next_connect = max(self.next_connect, monotonic() + self.config.control.hw_retry_s)
         self.logic.on_hw_fault()
         self.log_throttled('error', 'hw_fault', f'relay HW_FAULT: {error}', monotonic(), 5.0)
 

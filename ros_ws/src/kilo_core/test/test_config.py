@@ -33,6 +33,19 @@ def test_load_override_merges_only_given_keys(tmp_path: Path) -> None:
     assert config.source.endswith('override.yaml')
 
 
+def test_whole_number_floats_at_integer_keys_load_as_ints(tmp_path: Path) -> None:
+    """Draft 7 lets 1500.0 be an integer; pigpio and the kernel's PWM take ints only, so
+    the loader hands the nodes ints (a float pulse would fail at the hardware)."""
+    config = config_core.load(write(
+        tmp_path, 'control:\n  throttle:\n    neutral_us: 1500.0\n    gpio: 13.0\n'
+                  'relay:\n  run_level: 0.0\nmqtt:\n  port: 1883.0\n'))
+    values = (config.control.throttle.neutral_us, config.control.throttle.gpio,
+              config.relay.run_level, config.mqtt.port)
+    assert values == (1500, 13, 0, 1883)
+    assert all(type(value) is int for value in values)
+    assert type(config.safety.rollover_tilt_deg) is float  # float keys stay floats
+
+
 def test_load_empty_override_keeps_defaults(tmp_path: Path) -> None:
     assert config_core.load(write(tmp_path, '')).ttl.cmd_ttl_ms == 500
 

@@ -8,10 +8,10 @@ node with a bad config refuses to start instead of driving with a guess.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -64,6 +64,12 @@ class PigpioConfig:
 class PwmSysfsConfig:
     root: str
     device: str
+
+
+@dataclass(frozen=True)
+class GpioCdevConfig:
+    dev: str
+    chip_label: str
 
 
 # The GPIOs the Raspberry Pi 5's RP1 routes to its PWM0 channels (the pwm-2chan overlay
@@ -158,6 +164,7 @@ class Config:
     safety: SafetyConfig
     pigpio: PigpioConfig
     pwm_sysfs: PwmSysfsConfig
+    gpio_cdev: GpioCdevConfig
     mqtt: MqttConfig
     control: ControlConfig
     relay: RelayConfig
@@ -274,6 +281,17 @@ def _drop_retired(document: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, 
     return document, tuple(notes)
 
 
+Section = TypeVar('Section')
+
+
+def _make(cls: type[Section], values: dict[str, Any]) -> Section:
+    """A config section's dataclass, whole-number floats at its int fields made ints: the
+    schema (draft 7) counts 1500.0 as an integer, and pigpio and the kernel take ints only."""
+    ints = {field.name for field in fields(cls) if field.type == 'int'}
+    return cls(**{key: int(value) if key in ints and isinstance(value, float) else value
+                  for key, value in values.items()})
+
+
 def build(document: dict[str, Any], source: str) -> Config:
     """Validate a merged config document and turn it into a Config."""
     document, notes = _drop_retired(document)
@@ -283,21 +301,22 @@ def build(document: dict[str, Any], source: str) -> Config:
     mqtt = document['mqtt']
     model = document['safety_model']
     config = Config(
-        ttl=TtlConfig(**document['ttl']),
-        publish=PublishConfig(**document['publish']),
-        safety=SafetyConfig(**document['safety']),
-        pigpio=PigpioConfig(**document['pigpio']),
-        pwm_sysfs=PwmSysfsConfig(**document['pwm_sysfs']),
-        mqtt=MqttConfig(**{**mqtt, 'tls': TlsConfig(**mqtt['tls'])}),
+        ttl=_make(TtlConfig, document['ttl']),
+        publish=_make(PublishConfig, document['publish']),
+        safety=_make(SafetyConfig, document['safety']),
+        pigpio=_make(PigpioConfig, document['pigpio']),
+        pwm_sysfs=_make(PwmSysfsConfig, document['pwm_sysfs']),
+        gpio_cdev=_make(GpioCdevConfig, document['gpio_cdev']),
+        mqtt=_make(MqttConfig, {**mqtt, 'tls': _make(TlsConfig, mqtt['tls'])}),
         control=ControlConfig(
             backend=control['backend'], hw_retry_s=control['hw_retry_s'],
-            steer=SteerConfig(**control['steer']),
-            throttle=ThrottleConfig(**control['throttle'])),
-        relay=RelayConfig(**document['relay']),
+            steer=_make(SteerConfig, control['steer']),
+            throttle=_make(ThrottleConfig, control['throttle'])),
+        relay=_make(RelayConfig, document['relay']),
         safety_model=SafetyModelConfig(
             profile=model['profile'],
             profiles={
-                name: ProfileConfig(**values) for name, values in model['profiles'].items()}),
+                name: _make(ProfileConfig, values) for name, values in model['profiles'].items()}),
         source=source,
         notes=notes,
     )

@@ -1,5 +1,5 @@
-"""GPIO hardware behind one small interface: pigpio, the kernel's hardware PWM (sysfs)
-and a simulation."""
+"""GPIO hardware behind one small interface: pigpio, the kernel's hardware PWM (sysfs),
+its GPIO character devices (libgpiod) and a simulation."""
 
 from __future__ import annotations
 
@@ -28,13 +28,16 @@ class Gpio(Protocol):
 
 def open_backend(kind: str, config: Config) -> Gpio:
     """Make the backend named in config: 'pigpio'/'rpi_gpio' (pigpiod), 'rpi5_pwm'
-    (sysfs PWM) or 'sim'."""
+    (sysfs PWM), 'gpiod' (a GPIO character device) or 'sim'."""
     if kind in ('pigpio', 'rpi_gpio'):
         from kilo_core.hardware.pigpio_backend import PigpioGpio
         return PigpioGpio(config.pigpio.host, config.pigpio.port)
     if kind == 'rpi5_pwm':
         from kilo_core.hardware.sysfs_pwm import SysfsPwm
         return SysfsPwm(config.pwm_sysfs)
+    if kind == 'gpiod':
+        from kilo_core.hardware.gpiod_lines import GpiodLines
+        return GpiodLines(config.gpio_cdev)
     from kilo_core.hardware.sim import SimGpio
     return SimGpio()
 
