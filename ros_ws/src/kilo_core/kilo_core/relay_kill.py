@@ -46,6 +46,13 @@ class RelayKillNode(KiloNode):
         self.drive_output()
 
     def fault(self, error: str) -> None:
+        # Drop the relay before letting go of the output: on a Raspberry Pi a released
+        # line keeps its last level (RUN, perhaps) until the reconnect, hw_retry_s away.
+        if self.gpio_connected:
+            try:
+                self.gpio.write(self.relay_cfg.gpio, 1 - self.relay_cfg.run_level)
+            except HardwareFault:
+                pass  # the fault being reported; the reconnect writes the kill level
         self.gpio_connected = False
         # A line that failed a moment ago is not retried at every refresh either.
         self.next_connect = max(self.next_connect, monotonic() + self.config.control.hw_retry_s)

@@ -62,6 +62,8 @@ def test_load_empty_override_keeps_defaults(tmp_path: Path) -> None:
     ('safety:\n  rollover_hysteresis_deg: 70\n', 'safety.rollover_hysteresis_deg', 'below'),
     ('safety:\n  impact_hysteresis_g: 5\n', 'safety.impact_hysteresis_g', 'below'),
     ('control:\n  steer:\n    gpio: 13\n', 'control.throttle.gpio', 'share'),
+    ('control:\n  backend: rpi5_pwm\nrelay:\n  mode: gpiod\n  gpio: 13\n', 'relay.gpio',
+     'control.throttle.gpio'),
     ('mqtt:\n  reconnect_min_s: 10\n', 'mqtt.reconnect_max_s', 'reconnect_min_s'),
     ('mqtt:\n  reconnect_max_s: 86400.0\n', 'mqtt.reconnect_max_s', 'maximum'),
     ('control:\n  hw_retry_s: 0\n', 'control.hw_retry_s', 'less than or equal'),

@@ -244,6 +244,10 @@ def _check_ordering(config: Config) -> None:
          'must not be below mqtt.reconnect_min_s'),
         (config.control.steer.gpio != config.control.throttle.gpio, 'control.throttle.gpio',
          'steer and throttle cannot share a GPIO'),
+        # Requesting a servo's pin as the relay's output would take its pulses away.
+        (config.relay.mode == 'sim' or config.control.backend == 'sim'
+         or config.relay.gpio not in (steer.gpio, throttle.gpio), 'relay.gpio',
+         'cannot be control.steer.gpio or control.throttle.gpio'),
         (config.control.backend != 'rpi5_pwm'
          or {steer.gpio, throttle.gpio} <= RP1_PWM_CHANNELS.keys(), 'control.backend',
          f'rpi5_pwm drives GPIO {", ".join(map(str, RP1_PWM_CHANNELS))} only (hardware '

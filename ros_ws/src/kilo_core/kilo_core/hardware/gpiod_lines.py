@@ -37,7 +37,8 @@ class _ChipV1:
 
     def __init__(self, gpiod: ModuleType, path: str) -> None:
         self._gpiod = gpiod
-        self._chip = gpiod.Chip(path)
+        # By path: 1.6's default (lookup) takes a name for a label first, then /dev/<name>.
+        self._chip = gpiod.Chip(path, gpiod.Chip.OPEN_BY_PATH)
         self.label = self._chip.label()
         self._lines: dict[int, Any] = {}
 
@@ -125,17 +126,17 @@ class GpiodLines:
                             f'{", ".join(labels) or "none"})')
 
     def write(self, gpio: int, level: int) -> None:
+        """Set the line and read it back. After a failure the line stays requested, so
+        that the caller can still try to drive it to a safe level: a released line keeps
+        its last level on a Raspberry Pi (RP1 persists outputs unless strict_gpiod)."""
         if self._chip is None:
             raise HardwareFault('not connected to the GPIO chip')
         try:
             self._chip.set(gpio, level)
             held = self._chip.get(gpio)
         except Exception as exc:  # the library's errors, whatever the version
-            # The line's state is unknown now: connect() again requests it anew.
-            self.close()
             raise HardwareFault(f'gpio {gpio}: {exc}') from None
         if held != level:
-            self.close()
             raise HardwareFault(f'gpio {gpio} holds {held} after {level} was written')
 
     def set_servo_pulsewidth(self, gpio: int, pulse_us: int) -> None:

@@ -27,7 +27,10 @@ class Line:
 
 
 class Chip:
-    def __init__(self, path: str) -> None:
+    OPEN_BY_PATH = 3
+
+    def __init__(self, path: str, how: int) -> None:
+        assert how == Chip.OPEN_BY_PATH, 'opened by lookup: a path outside /dev would fail'
         self._files = ChipFiles(path)
 
     def label(self) -> str:
