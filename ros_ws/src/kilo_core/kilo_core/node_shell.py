@@ -9,9 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 import faulthandler
 import json
-import os
+import signal
 import sys
-import threading
 import time
 from typing import Any, Literal
 
@@ -31,7 +30,7 @@ from kilo_core.core.log_throttle import LogThrottle
 from kilo_core.core.requests import Accepted, validate
 from kilo_core.core.telemetry import change_key
 from kilo_core.stop_first import StopFirst, Turn
-from kilo_core.stop_signals import StopSignals, wake_on_signal
+from kilo_core.stop_signals import StopSignals, TEARDOWN_SIGNAL, wake_on_signal
 from kilo_core.wakeup import Periodic, Wakeup
 
 try:  # Iron and later
@@ -56,7 +55,7 @@ TRUTH_SUB_QOS = QoSProfile(
 # If working out the next deadline fails, wake again this soon and try once more (the
 # error is contained and counted; the watchdog sees a node that keeps failing).
 REARM_FALLBACK_S = 0.1
-# How long rclpy's node teardown may take at exit before it is given up on (destroy).
+# How long rclpy's teardown may take at exit before it is given up on (teardown).
 DESTROY_TIMEOUT_S = 3.0
 
 
@@ -305,34 +304,29 @@ class TruthPublisher:
         return True
 
 
-def destroy(node: Node | None, executor: Executor) -> None:
-    """Shut ``executor`` down, then destroy ``node``, as rclpy's own spin helpers do.
+def teardown(node: Node | None, executor: Executor) -> None:
+    """Shut ``executor`` down, destroy ``node``, shut rclpy down, as rclpy's own spin
+    helpers do; a teardown that does not end within ``DESTROY_TIMEOUT_S`` is given up on.
 
-    Seen without the shutdown: about one stop in five of `make run`'s test left a node
-    stuck in destroy_node (its stack, dumped on SIGABRT, in rclpy's
-    destroy_when_not_in_use) until it was killed; with it, none in 25 runs, but a CI run
-    under load saw it once more. The mechanism is not pinned down (a two-process
-    reproduction did not hang). By then ``release()`` has made the outputs safe and only
-    rclpy's teardown is left, so a teardown that does not end within
-    ``DESTROY_TIMEOUT_S`` is given up on: every thread's stack goes to the log, and the
-    process exits as a clean stop would."""
+    Seen without the executor's shutdown: about one stop in five of `make run`'s test
+    left a node stuck in destroy_node (in rclpy's destroy_when_not_in_use) until it was
+    killed; with it, none in 25 runs, but CI runs under load still saw it, on Kilted and
+    on Jazzy. The mechanism is not pinned down (a two-process reproduction did not hang),
+    but it is inside rclpy's C++ with the GIL held: a Python timer thread meant to give up
+    never ran (its stack, dumped 10 s later, still waiting). So the give-up is the
+    kernel's: an interval timer's SIGALRM, handled by faulthandler in C (no GIL needed),
+    which writes every thread's stack to stderr and then lets SIGALRM's default action end
+    the process. By then ``release()`` has made the outputs safe and only rclpy's teardown
+    is left: the launcher and the units count that exit (``TEARDOWN_GIVEN_UP``) as a
+    clean stop."""
     executor.shutdown()
-    if node is None:
-        return
-    give_up = threading.Timer(DESTROY_TIMEOUT_S, _teardown_stuck)
-    give_up.daemon = True
-    give_up.start()
-    node.destroy_node()
-    give_up.cancel()
-
-
-def _teardown_stuck() -> None:
-    print(f'rclpy destroy_node did not return in {DESTROY_TIMEOUT_S:g} s, after the outputs '
-          "were made safe: exiting without it (every thread's stack below)",
-          file=sys.stderr, flush=True)
-    faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
-    sys.stderr.flush()
-    os._exit(0)
+    faulthandler.register(TEARDOWN_SIGNAL, file=sys.stderr, all_threads=True, chain=True)
+    signal.setitimer(signal.ITIMER_REAL, DESTROY_TIMEOUT_S)
+    if node is not None:
+        node.destroy_node()
+    rclpy.try_shutdown()
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    faulthandler.unregister(TEARDOWN_SIGNAL)
 
 
 def run(node_factory: Callable[[], KiloNode], args: list[str] | None = None) -> None:
@@ -364,7 +358,6 @@ def run(node_factory: Callable[[], KiloNode], args: list[str] | None = None) -> 
     finally:
         if node is not None:
             node.release()
-        destroy(node, executor)
-        rclpy.try_shutdown()
+        teardown(node, executor)
     if exit_code:
         sys.exit(exit_code)

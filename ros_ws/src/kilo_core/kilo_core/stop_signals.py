@@ -18,6 +18,10 @@ import signal
 import threading
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# A process whose rclpy teardown hung after its outputs were made safe is ended by this
+# signal (node_shell.teardown): its return code, TEARDOWN_GIVEN_UP, is a clean stop.
+TEARDOWN_SIGNAL = signal.SIGALRM
+TEARDOWN_GIVEN_UP = -TEARDOWN_SIGNAL
 
 
 class StopSignals:

@@ -288,7 +288,7 @@ def cmd_authority(args: argparse.Namespace) -> int:
     from rclpy.node import Node
 
     from kilo_core.graph import publisher_names, resolved
-    from kilo_core.node_shell import destroy
+    from kilo_core.node_shell import teardown
 
     def publishers(node: Node) -> dict[contract.Topic, list[str]]:
         return {topic: publisher_names(node, topic) for topic in contract.TRUTH_AUTHORITY}
@@ -313,8 +313,7 @@ def cmd_authority(args: argparse.Namespace) -> int:
             executor.spin_once(timeout_sec=0.1)
         found = publishers(node)
     finally:
-        destroy(node, executor)
-        rclpy.try_shutdown()
+        teardown(node, executor)
     good = True
     for topic, names in found.items():
         expected = contract.TRUTH_AUTHORITY[topic]

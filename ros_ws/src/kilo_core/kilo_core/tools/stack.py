@@ -31,8 +31,8 @@ from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import String
 
 from kilo_core import contract
-from kilo_core.node_shell import destroy, TRUTH_SUB_QOS
-from kilo_core.stop_signals import StopSignals
+from kilo_core.node_shell import teardown, TRUTH_SUB_QOS
+from kilo_core.stop_signals import StopSignals, TEARDOWN_GIVEN_UP
 from kilo_core.tools.broker import Broker, BROKER_PROCESSES, web_dir
 from kilo_core.tools.processes import EXECUTABLES, start_node, stop_nodes
 from kilo_core.tools.truth_view import (
@@ -166,11 +166,20 @@ def write_env_file(path: Path, broker: Broker) -> None:
     path.write_text('\n'.join(lines) + '\n', encoding='utf-8')
 
 
+def stopped_cleanly(proc: subprocess.Popen) -> bool:
+    """Exited 0, or given up on in rclpy's teardown once its outputs were safe."""
+    return proc.returncode in (0, TEARDOWN_GIVEN_UP)
+
+
 def stopped_line(what: str, procs: Mapping[str, subprocess.Popen]) -> str:
-    """What stopped, with any non-zero exit status."""
-    names = [name if proc.returncode == 0 else f'{name} (exit {proc.returncode})'
-             for name, proc in procs.items()]
-    return f'stopped {what}: {", ".join(names)}'
+    """What stopped, with any exit status other than 0."""
+    def status(proc: subprocess.Popen) -> str:
+        if proc.returncode == 0:
+            return ''
+        if proc.returncode == TEARDOWN_GIVEN_UP:
+            return ' (rclpy teardown given up on; stacks in its log)'
+        return f' (exit {proc.returncode})'
+    return f'stopped {what}: {", ".join(name + status(proc) for name, proc in procs.items())}'
 
 
 def main() -> int:
@@ -250,8 +259,6 @@ def run_stack(run_dir: Path) -> int:
         stop_nodes(nodes.values())
         if broker is not None:
             broker.stop()
-        destroy(node, executor)
-        rclpy.try_shutdown()
     # Reported once all is stopped (a closed stdout must not cut the stopping short), in
     # the order it was stopped in; a non-zero exit status on the way out is a failure.
     lines = [stopped_line('nodes', nodes)] if nodes else []
@@ -262,7 +269,8 @@ def run_stack(run_dir: Path) -> int:
         print('\n'.join([*lines, 'KILO.7 stack stopped']), flush=True)
     except BrokenPipeError:
         pass  # stdout closed (`make run | head`): nothing left to tell
-    return exit_code if all(proc.returncode == 0 for proc in procs.values()) else 1
+    teardown(node, executor)  # ours last: told first, should it be given up on
+    return exit_code if all(stopped_cleanly(proc) for proc in procs.values()) else 1
 
 
 if __name__ == '__main__':
