@@ -12,7 +12,7 @@ import pytest
 from rclpy.executors import SingleThreadedExecutor
 
 from kilo_core import contract
-from kilo_core.node_shell import destroy, KiloNode
+from kilo_core.node_shell import KiloNode
 
 from probe import Probe
 
@@ -74,8 +74,9 @@ def spin(probe: Probe) -> Iterator[Spin]:
         return node.order
 
     yield run
-    for node, executor in made:
-        destroy(node, executor)
+    for node, executor in made:  # rclpy stays up: the session's probe shares it
+        executor.shutdown()
+        node.destroy_node()
 
 
 def arrives(probe: Probe, *topics: contract.Topic) -> Callable[[], None]:
