@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 import json
 import threading
 import time
@@ -11,6 +11,7 @@ from typing import Any
 
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.publisher import Publisher
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
@@ -28,6 +29,18 @@ RECORD_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
                         durability=DurabilityPolicy.VOLATILE)
 
 Payload = dict[str, Any]
+
+
+@contextmanager
+def extra_publisher(node_name: str, topic: str, qos: QoSProfile) -> Iterator[Publisher]:
+    """A publisher on a node of its own, never spun, for the block. Not the probe's: a
+    publisher destroyed under the probe's spinning executor raised InvalidHandle in its
+    thread, which then recorded nothing more (seen in CI)."""
+    node = Node(node_name)
+    try:
+        yield node.create_publisher(String, topic, qos)
+    finally:
+        node.destroy_node()
 
 
 class Probe:

@@ -12,7 +12,6 @@ import subprocess
 import time
 
 import pytest
-from std_msgs.msg import String
 
 from kilo_core import contract, schemas
 from kilo_core.node_shell import TRUTH_QOS
@@ -20,7 +19,7 @@ from kilo_core.tools.broker import Broker, free_port
 from kilo_core.tools.processes import executable
 
 from conftest import Stack
-from probe import Probe
+from probe import extra_publisher, Probe
 
 KILO7 = executable('kilo7')
 
@@ -199,11 +198,8 @@ def test_kilo7_authority_passes_and_fails_on_a_rogue_truth_publisher(
     good = kilo7('authority')
     assert good.returncode == 0, good.stdout
     assert good.stdout.count('PASS') == 2
-    rogue = probe.node.create_publisher(String, contract.STATE_SAFETY.ros, TRUTH_QOS)
-    try:
+    with extra_publisher('kilo_test_rogue', contract.STATE_SAFETY.ros, TRUTH_QOS):
         bad = kilo7('authority')
         assert bad.returncode == 1
         assert f'FAIL: {contract.STATE_SAFETY.ros}' in bad.stdout
-        assert 'kilo_test_probe' in bad.stdout
-    finally:
-        probe.node.destroy_publisher(rogue)
+        assert 'kilo_test_rogue' in bad.stdout

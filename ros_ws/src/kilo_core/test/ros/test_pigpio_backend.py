@@ -23,6 +23,7 @@ from kilo_core.tools.broker import free_port
 from conftest import pigpio_config, Stack
 from flows import drive, driving, neutral, unlock
 from pigpiod_double import PigpiodProcess
+from probe import extra_publisher
 
 pytestmark = pytest.mark.ros
 STEER_GPIO, THROTTLE_GPIO, RELAY_GPIO = 18, 13, 17
@@ -144,8 +145,7 @@ def test_a_rejected_message_then_a_hardware_fault_keeps_control_and_relay_runnin
     """Issue 11, defect 1: the rejection's warning and the fault's error came from one
     log line; rclpy raised ValueError in spin and both processes exited."""
     probe = pigpio_stack.probe
-    spoof = probe.node.create_publisher(String, contract.STATE_CONTROL.ros, TRUTH_QOS)
-    try:
+    with extra_publisher('kilo_test_spoofer', contract.STATE_CONTROL.ros, TRUTH_QOS) as spoof:
         deadline = time.monotonic() + 10.0
         # Matched by the gate, the relay and the probe's recorder: else it is lost.
         while spoof.get_subscription_count() < 3 and time.monotonic() < deadline:
@@ -156,8 +156,6 @@ def test_a_rejected_message_then_a_hardware_fault_keeps_control_and_relay_runnin
         pigpio_stack.wait_log('relay_kill', 'PARSE_ERROR')
         # The probe records the spoof too: only the nodes' truth may follow it.
         probe.wait_for(contract.STATE_CONTROL, lambda p: 'unparsed' in p)
-    finally:
-        probe.node.destroy_publisher(spoof)
     since = time.monotonic()
     pigpiod.stop()
     control = probe.wait_for(contract.STATE_CONTROL,
