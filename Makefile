@@ -39,7 +39,7 @@ export FASTDDS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/config/fastdds/kilo7_dev.xml
 
 .PHONY: all system-deps venv lint test test-unit test-fuzz test-ros test-mqtt test-mqtt-paho16 test-robot-stack \
 	test-chaos test-slow soak soak-ci deb test-units test-package lint-ansible molecule audit run \
-	bench clean web test-ui
+	bench clean web test-ui image test-image
 
 all: lint test
 
@@ -82,7 +82,7 @@ PYTEST = $(PY) -m pytest $(1) || { rc=$$?; [ $$rc -eq 5 ] && echo "pytest: no te
 
 # Pure core without ROS, with the branch-coverage gate on kilo_core.core.
 test-unit: $(STAMP)
-	$(call PYTEST,-m 'not ros and not mqtt and not fuzz' --cov --cov-report=term-missing --cov-fail-under=95)
+	$(call PYTEST,-m 'not ros and not mqtt and not fuzz and not image' --cov --cov-report=term-missing --cov-fail-under=95)
 
 # Real nodes on real rclpy + Fast DDS.
 test-ros: $(STAMP)
@@ -219,6 +219,24 @@ molecule: lint-ansible deb
 	packaging/test/build-image.sh bare > build/bare-image.tag
 	KILO7_BARE_IMAGE=$$(cat build/bare-image.tag) KILO7_DEB=$(CURDIR)/$(DEB) \
 	  PATH=$(CURDIR)/$(ANSIBLE_VENV)/bin:$$PATH molecule test --all
+
+# The appliance image (image/build.sh): Debian 12 from Debian's archive with the role
+# applied in image mode, a UEFI boot loader and the owner's settings file on its boot
+# partition; dist/kilo7-VERSION-ARCH.img and .img.xz (x86_64 only so far).
+IMAGE_ARCH ?= amd64
+IMAGE := dist/kilo7-$(DEB_VERSION)-$(IMAGE_ARCH).img
+IMAGE_APT_PACKAGES := mmdebstrap mtools dosfstools fdisk e2fsprogs xz-utils openssh-client \
+	qemu-system-x86 ovmf
+image: deb $(ANSIBLE_STAMP)
+	@$(call apt_install,$(IMAGE_APT_PACKAGES))
+	$$([ "$$(id -u)" = 0 ] || echo sudo) image/build.sh $(IMAGE_ARCH) $(DEB) dist \
+	  2> >(tee build/image-build.log >&2)
+
+# The image booted in QEMU (software emulation): first boot with a settings file, the
+# field audit over SSH, the phone driving it once, a reboot and the audit again.
+test-image: image $(STAMP)
+	KILO7_IMAGE=$(CURDIR)/$(IMAGE) KILO7_AUDIT_PYTEST=$(CURDIR)/$(ANSIBLE_VENV)/bin/pytest \
+	  $(call PYTEST,-m image)
 
 # The same audit against a robot in the field: make audit AUDIT_HOST=ssh://kilo@robot
 audit: $(ANSIBLE_STAMP)

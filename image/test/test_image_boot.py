@@ -1,0 +1,216 @@
+"""The appliance image (make image) booted in QEMU the way its owner uses it: the settings
+file written onto its boot partition, a first boot, the field audit over SSH, the phone
+driving it once over the forwarded port, a reboot and the audit again.
+
+The figures (boot to SSH, to the four services, to the first truth) go to
+build/image/report.md; nothing here asserts a time beyond generous bounds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+import hashlib
+import json
+import os
+from pathlib import Path
+import subprocess
+import time
+
+import pytest
+from vm import VirtualRobot, write_boot_file
+
+from kilo_core import contract
+
+from phone import Payload, Phone
+
+pytestmark = pytest.mark.image
+
+REPO = Path(__file__).resolve().parents[2]
+AUDIT = REPO / 'tests' / 'audit'
+UNITS = ('kilo7-control', 'kilo7-safety-gate', 'kilo7-relay-kill', 'kilo7-mqtt-bridge')
+SAFETY, CONTROL = contract.STATE_SAFETY.mqtt, contract.STATE_CONTROL.mqtt
+# Software emulation on a shared CI machine: bounds that only catch a robot that never
+# gets there.
+BOOT_TIMEOUT_S = 600
+DISK_BYTES = 4 * 1024 ** 3  # bigger than the image: the first boot grows the root
+HOSTNAME = 'kilo7-vm'
+TIMEZONE = 'Europe/Berlin'
+WIFI_SSID, WIFI_PASSPHRASE = 'kilo-test-net', 'not a real passphrase'
+PHONE_PASSWORD = '/etc/kilo7/mosquitto/kilo7-phone.password'
+ALL_ACTIVE = ' && '.join(f'systemctl is-active --quiet {unit}' for unit in UNITS)
+figures: dict[str, str] = {}
+
+
+def settings_text(public_key: str, *extra: str) -> str:
+    return '\n'.join([f'hostname = {HOSTNAME}', f'ssh_authorized_key = {public_key}',
+                      f'timezone = {TIMEZONE}', 'wifi_country = DE', f'wifi_ssid = {WIFI_SSID}',
+                      f'wifi_psk = {WIFI_PASSPHRASE}', *extra]) + '\n'
+
+
+@pytest.fixture(scope='module')
+def image() -> Path:
+    path = os.environ.get('KILO7_IMAGE')
+    if not path:
+        pytest.fail('KILO7_IMAGE is not set: run make test-image (it builds the image)')
+    return Path(path)
+
+
+@pytest.fixture(scope='module')
+def robot(image: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[VirtualRobot]:
+    work = tmp_path_factory.mktemp('vm')
+    key = work / 'id_ed25519'
+    subprocess.run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-f', str(key)], check=True)
+    disk = work / 'disk.img'
+    subprocess.run(['cp', '--sparse=always', str(image), str(disk)], check=True)
+    os.truncate(disk, DISK_BYTES)
+    # One line the robot cannot use: skipped, reported, the rest applied.
+    write_boot_file(disk, 'kilo7-settings.txt',
+                    settings_text(Path(f'{key}.pub').read_text().strip(), 'colour = red'))
+    vm = VirtualRobot(disk, key)
+    vm.start()
+    try:
+        figures['first boot: QEMU start to SSH login'] = f'{vm.wait_for_ssh(BOOT_TIMEOUT_S):.0f} s'
+        yield vm
+    finally:
+        vm.stop()
+        write_report()
+
+
+def write_report() -> None:
+    report = REPO / 'build' / 'image' / 'report.md'
+    report.parent.mkdir(parents=True, exist_ok=True)
+    lines = ['# The image booted in QEMU (TCG, 2 vCPUs, 2 GiB)', '',
+             *(f'- {name}: {value}' for name, value in figures.items())]
+    report.write_text('\n'.join(lines) + '\n', encoding='utf-8')
+
+
+def audit(robot: VirtualRobot) -> subprocess.CompletedProcess[str]:
+    config = robot.disk.parent / 'ssh_config'
+    config.write_text(f'Host kilo7-vm\n  HostName 127.0.0.1\n  Port {robot.ssh_port}\n'
+                      f'  User kilo\n  IdentityFile {robot.key}\n'
+                      '  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n'
+                      '  LogLevel ERROR\n')
+    pytest_bin = os.environ.get('KILO7_AUDIT_PYTEST', 'pytest')
+    return subprocess.run(
+        [pytest_bin, '-p', 'no:cacheprovider', '-q', '--hosts=ssh://kilo7-vm',
+         f'--ssh-config={config}', '--sudo', str(AUDIT)],
+        capture_output=True, text=True, timeout=900, cwd=REPO)
+
+
+def services_running(robot: VirtualRobot, label: str) -> None:
+    figures[f'{label}: QEMU start to the four services active'] = (
+        f'{robot.wait_until(ALL_ACTIVE, BOOT_TIMEOUT_S):.0f} s')
+
+
+def phone_of(robot: VirtualRobot) -> Phone:
+    password = robot.ssh(f'sudo cat {PHONE_PASSWORD}').stdout.strip()
+    return Phone(robot.phone_port, client_id='image-test-phone', username='kilo7-phone',
+                 password=password)
+
+
+def first_truth(robot: VirtualRobot, label: str) -> tuple[Phone, Payload]:
+    """The phone connects; the robot's retained safety truth, and when it came."""
+    phone = phone_of(robot)
+    safety = phone.wait_for(SAFETY, lambda p: True, timeout=120)
+    figures[f'{label}: QEMU start to the first truth on the phone'] = (
+        f'{time.monotonic() - robot.started:.0f} s')
+    return phone, safety
+
+
+def test_the_image_holds_nothing_of_any_one_robot(image: Path, tmp_path: Path) -> None:
+    """No SSH host keys, machine id, broker passwords or CA: each robot makes its own."""
+    root = tmp_path / 'root.img'
+    table = json.loads(subprocess.run(['sfdisk', '--json', str(image)], capture_output=True,
+                                      text=True, check=True).stdout)['partitiontable']
+    start_mib = table['partitions'][1]['start'] * table['sectorsize'] // (1024 * 1024)
+    subprocess.run(['dd', f'if={image}', f'of={root}', 'bs=1M', f'skip={start_mib}',
+                    'conv=sparse', 'status=none'], check=True)
+
+    def listing(path: str) -> str:
+        return subprocess.run(['debugfs', '-R', f'ls -l {path}', str(root)],
+                              capture_output=True, text=True, check=True).stdout
+
+    assert 'ssh_host_' not in listing('/etc/ssh')
+    assert '.password' not in listing('/etc/kilo7/mosquitto')
+    assert 'ca.key' not in listing('/etc/kilo7/robot-ca')
+    machine_id = subprocess.run(['debugfs', '-R', 'stat /etc/machine-id', str(root)],
+                                capture_output=True, text=True, check=True).stdout
+    assert 'Size: 0' in machine_id
+
+
+def test_first_boot_applies_the_settings_and_says_what_it_skipped(robot: VirtualRobot) -> None:
+    # Logged in with the owner's key from the settings file: key and host keys made.
+    assert robot.ssh('hostname').stdout.strip() == HOSTNAME
+    assert robot.ssh('cat /etc/timezone').stdout.strip() == TIMEZONE
+    wpa = robot.ssh('sudo cat /etc/wpa_supplicant/wpa_supplicant-wlan0.conf').stdout
+    psk = hashlib.pbkdf2_hmac('sha1', WIFI_PASSPHRASE.encode(), WIFI_SSID.encode(), 4096, 32)
+    assert f'ssid={WIFI_SSID.encode().hex()}' in wpa and f'psk={psk.hex()}' in wpa
+    assert WIFI_PASSPHRASE not in wpa and 'country=DE' in wpa
+    journal = robot.ssh('sudo journalctl -b -u kilo7-firstboot --no-pager -o cat').stdout
+    assert "line 7: unknown setting 'colour'" in journal
+    result = robot.ssh('sudo cat /boot/firmware/kilo7-settings.result.txt').stdout
+    assert "NOT USED, line 7: unknown setting 'colour'" in result
+    assert f'hostname {HOSTNAME}' in result
+    assert robot.ssh('systemctl is-active kilo7-firstboot').stdout.strip() == 'active'
+    # The root filesystem fills the disk it was written to.
+    root_bytes = int(robot.ssh('df -B1 --output=size / | tail -1').stdout)
+    assert root_bytes > DISK_BYTES * 0.8, root_bytes
+    # Each robot its own: a machine id and SSH host keys made here.
+    assert len(robot.ssh('cat /etc/machine-id').stdout.strip()) == 32
+    assert robot.ssh('ls /etc/ssh/ssh_host_ed25519_key.pub', check=False).returncode == 0
+
+
+def test_the_phone_finds_it_locked_unlocks_drives_and_stops_it(robot: VirtualRobot) -> None:
+    services_running(robot, 'first boot')
+    phone, boot = first_truth(robot, 'first boot')
+    try:
+        assert boot['safe_to_move'] is False
+        with phone.heartbeats(hz=5):
+            now = time.monotonic()
+            phone.wait_for(SAFETY, lambda p: p['unlock_allowed'], since=now, timeout=30)
+            phone.send(contract.UNLOCK)
+            phone.wait_for(SAFETY, lambda p: p['safe_to_move'], since=now, timeout=30)
+            now = time.monotonic()
+            with phone.stream(contract.DRIVE, 20.0, steer=0.0, throttle=0.3):
+                phone.wait_for(CONTROL, lambda p: p['applied']['throttle'] == 0.3,
+                               since=now, timeout=30)
+                now = time.monotonic()
+                phone.send(contract.STOP)
+                stopped = phone.wait_for(
+                    CONTROL, lambda p: p['applied']['throttle'] == 0.0 and p['locked'],
+                    since=now, timeout=30)
+            assert stopped['locked_reason'] == 'EXPLICIT_STOP'
+    finally:
+        phone.close()
+
+
+def test_the_field_audit_passes(robot: VirtualRobot) -> None:
+    done = audit(robot)
+    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
+
+
+def test_after_a_reboot_it_boots_locked_keeps_its_settings_and_passes_the_audit(
+        robot: VirtualRobot) -> None:
+    # A mistyped host name in the file: that setting stays as it was, the robot reachable.
+    public_key = robot.ssh('cat .ssh/authorized_keys').stdout.strip()
+    robot.ssh("sudo tee /boot/firmware/kilo7-settings.txt > /dev/null <<'EOF'\n"
+              + settings_text(public_key).replace(f'hostname = {HOSTNAME}',
+                                                  'hostname = Not_A_Name') + 'EOF')
+    figures['reboot: to SSH login'] = f'{robot.reboot(BOOT_TIMEOUT_S):.0f} s'
+    services_running(robot, 'reboot')
+    assert robot.ssh('hostname').stdout.strip() == HOSTNAME
+    assert robot.ssh('cat /etc/timezone').stdout.strip() == TIMEZONE
+    journal = robot.ssh('sudo journalctl -b -u kilo7-firstboot --no-pager -o cat').stdout
+    assert "line 1: hostname: 'Not_A_Name' is not a host name" in journal
+    assert 'hostname kept as it was' in journal
+    for unit in UNITS:
+        assert robot.ssh(f'systemctl show {unit} -p NRestarts --value').stdout.strip() == '0'
+    phone, safety = first_truth(robot, 'reboot')
+    try:
+        assert safety['safe_to_move'] is False and safety['reason'] == 'OVERRIDE_REQUIRED'
+        control = phone.wait_for(CONTROL, lambda p: True, timeout=60)
+        assert control['locked'] is True and control['applied']['throttle'] == 0.0
+    finally:
+        phone.close()
+    done = audit(robot)
+    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]

@@ -1,0 +1,141 @@
+"""The appliance image booted in QEMU (software emulation: KVM does not work on these
+machines), reached as its owner would: SSH with the key from kilo7-settings.txt and the
+phone's MQTT port, both forwarded to loopback."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+import shutil
+import socket
+import subprocess
+import time
+
+BOOT_PARTITION_OFFSET = '1M'  # image/build.sh: the FAT partition starts at 1 MiB
+FIRMWARE = {
+    'amd64': ('qemu-system-x86_64', '/usr/share/OVMF/OVMF_CODE_4M.fd',
+              '/usr/share/OVMF/OVMF_VARS_4M.fd', ['-machine', 'q35']),
+}
+PHONE_PORT = 1884  # the broker's LAN listener for the phone (config/mosquitto/kilo7.conf)
+SSH_OPTIONS = ('-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null',
+               '-o', 'LogLevel=ERROR', '-o', 'ConnectTimeout=5', '-o', 'BatchMode=yes')
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def write_boot_file(disk: Path, name: str, text: str) -> None:
+    """Put ``name`` on the image's boot partition, as an owner's computer would."""
+    source = disk.parent / name
+    source.write_text(text, encoding='utf-8')
+    subprocess.run(['mcopy', '-o', '-i', f'{disk}@@{BOOT_PARTITION_OFFSET}', str(source),
+                    f'::{name}'], check=True)
+
+
+@dataclass
+class VirtualRobot:
+    disk: Path
+    key: Path
+    arch: str = 'amd64'
+    memory_mib: int = 2048
+
+    def __post_init__(self) -> None:
+        self.ssh_port = free_port()
+        self.phone_port = free_port()
+        self.console = self.disk.parent / 'console.log'
+        self.process: subprocess.Popen | None = None
+        self.started = 0.0
+
+    def start(self) -> None:
+        qemu, code, vars_template, machine = FIRMWARE[self.arch]
+        efi_vars = self.disk.parent / 'efi-vars.fd'
+        shutil.copy(vars_template, efi_vars)
+        forwards = (f'hostfwd=tcp:127.0.0.1:{self.ssh_port}-:22,'
+                    f'hostfwd=tcp:127.0.0.1:{self.phone_port}-:{PHONE_PORT}')
+        self.started = time.monotonic()
+        # -cpu max: the default model lacks instructions the ROS wheels' numpy uses (the
+        # nodes died of SIGILL on it); a real robot's CPU has them.
+        self.process = subprocess.Popen(
+            [qemu, *machine, '-accel', 'tcg', '-cpu', 'max', '-smp', '2',
+             '-m', str(self.memory_mib), '-display', 'none', '-monitor', 'none',
+             '-serial', f'file:{self.console}',
+             '-drive', f'if=pflash,format=raw,readonly=on,file={code}',
+             '-drive', f'if=pflash,format=raw,file={efi_vars}',
+             '-drive', f'file={self.disk},format=raw,if=virtio',
+             '-netdev', f'user,id=net0,{forwards}', '-device', 'virtio-net-pci,netdev=net0'],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.process.stderr.close()
+
+    def ssh_argv(self, command: str) -> list[str]:
+        return ['ssh', *SSH_OPTIONS, '-i', str(self.key), '-p', str(self.ssh_port),
+                'kilo@127.0.0.1', command]
+
+    def ssh(self, command: str, check: bool = True,
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(self.ssh_argv(command), capture_output=True, text=True,
+                              timeout=timeout)
+        if check and done.returncode != 0:
+            raise AssertionError(f'{command!r} on the VM exited {done.returncode}:\n'
+                                 f'{done.stdout}{done.stderr}')
+        return done
+
+    def wait_for_ssh(self, timeout: float) -> float:
+        """Seconds from QEMU's start until the owner's key logs in."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise AssertionError(f'QEMU exited {self.process.returncode}: '
+                                     f'{self.process.stderr.read().decode()}\n{self.tail()}')
+            try:
+                if self.ssh('true', check=False, timeout=30).returncode == 0:
+                    return time.monotonic() - self.started
+            except subprocess.TimeoutExpired:
+                pass
+            time.sleep(2)
+        raise AssertionError(f'no SSH login in {timeout} s; the console:\n{self.tail()}')
+
+    def wait_until(self, command: str, timeout: float) -> float:
+        """Seconds from QEMU's start until ``command`` succeeds on the VM."""
+        deadline = time.monotonic() + timeout
+        while True:
+            done = self.ssh(command, check=False)
+            if done.returncode == 0:
+                return time.monotonic() - self.started
+            if time.monotonic() > deadline:
+                raise AssertionError(f'{command!r} still failing after {timeout} s:\n'
+                                     f'{done.stdout}{done.stderr}')
+            time.sleep(2)
+
+    def boot_id(self) -> str:
+        return self.ssh('cat /proc/sys/kernel/random/boot_id').stdout.strip()
+
+    def reboot(self, timeout: float) -> float:
+        """Reboot from inside; seconds until the owner logs in to the new boot."""
+        before = self.boot_id()
+        self.ssh('sudo systemctl reboot', check=False)
+        self.started = time.monotonic()
+        deadline = self.started + timeout
+        while time.monotonic() < deadline:
+            try:
+                now = self.ssh('cat /proc/sys/kernel/random/boot_id', check=False, timeout=30)
+            except subprocess.TimeoutExpired:
+                continue
+            if now.returncode == 0 and now.stdout.strip() != before:
+                return time.monotonic() - self.started
+            time.sleep(2)
+        raise AssertionError(f'no login to a new boot in {timeout} s; the console:\n'
+                             f'{self.tail()}')
+
+    def tail(self, lines: int = 60) -> str:
+        text = self.console.read_text(errors='replace') if self.console.exists() else ''
+        return '\n'.join(text.splitlines()[-lines:])
