@@ -77,22 +77,27 @@ function stickValues(event) {
   $('knob').style.transform = `translate(${x * box.width / 2}px, ${y * box.height / 2}px)`;
   return { steer: Math.round(x * 100) / 100, throttle: Math.round(-y * 100) / 100 };
 }
+// The finger holding the stick: only its own events move or release it (the capture of
+// a finger already lifted can be reported lost after the next finger is down).
+let holder = null;
 function release() {
+  holder = null;
   $('knob').style.transform = '';
   session.releaseDrive();
 }
 stick.addEventListener('pointerdown', (event) => {
+  holder = event.pointerId;
   stick.setPointerCapture(event.pointerId);
   const { steer, throttle } = stickValues(event);
   session.holdDrive(steer, throttle);
 });
 stick.addEventListener('pointermove', (event) => {
-  if (!session.driving) return;
+  if (!session.driving || event.pointerId !== holder) return;
   const { steer, throttle } = stickValues(event);
   session.holdDrive(steer, throttle);
 });
 for (const type of ['pointerup', 'pointercancel', 'lostpointercapture']) {
-  stick.addEventListener(type, release);
+  stick.addEventListener(type, (event) => { if (event.pointerId === holder) release(); });
 }
 
 // -- streams follow the page: heartbeats only while it is seen, drives only while held --
