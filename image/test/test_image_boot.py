@@ -36,6 +36,9 @@ DISK_BYTES = 4 * 1024 ** 3  # bigger than the image: the first boot grows the ro
 HOSTNAME = 'kilo7-vm'
 TIMEZONE = 'Europe/Berlin'
 WIFI_SSID, WIFI_PASSPHRASE = 'kilo-test-net', 'not a real passphrase'
+# QEMU's user network, fixed instead of from its DHCP server.
+STATIC_WIRED = ('wired_address = 10.0.2.15/24', 'wired_gateway = 10.0.2.2',
+                'wired_dns = 10.0.2.3')
 PHONE_PASSWORD = '/etc/kilo7/mosquitto/kilo7-phone.password'
 ALL_ACTIVE = ' && '.join(f'systemctl is-active --quiet {unit}' for unit in UNITS)
 figures: dict[str, str] = {}
@@ -44,7 +47,7 @@ figures: dict[str, str] = {}
 def settings_text(public_key: str, *extra: str) -> str:
     return '\n'.join([f'hostname = {HOSTNAME}', f'ssh_authorized_key = {public_key}',
                       f'timezone = {TIMEZONE}', 'wifi_country = DE', f'wifi_ssid = {WIFI_SSID}',
-                      f'wifi_psk = {WIFI_PASSPHRASE}', *extra]) + '\n'
+                      f'wifi_psk = {WIFI_PASSPHRASE}', *STATIC_WIRED, *extra]) + '\n'
 
 
 @pytest.fixture(scope='module')
@@ -142,16 +145,24 @@ def test_first_boot_applies_the_settings_and_says_what_it_skipped(robot: Virtual
     # Logged in with the owner's key from the settings file: key and host keys made.
     assert robot.ssh('hostname').stdout.strip() == HOSTNAME
     assert robot.ssh('cat /etc/timezone').stdout.strip() == TIMEZONE
-    wpa = robot.ssh('sudo cat /etc/wpa_supplicant/wpa_supplicant-wlan0.conf').stdout
+    wpa = robot.ssh('sudo cat /etc/wpa_supplicant/kilo7-wifi.conf').stdout
     psk = hashlib.pbkdf2_hmac('sha1', WIFI_PASSPHRASE.encode(), WIFI_SSID.encode(), 4096, 32)
     assert f'ssid={WIFI_SSID.encode().hex()}' in wpa and f'psk={psk.hex()}' in wpa
     assert WIFI_PASSPHRASE not in wpa and 'country=DE' in wpa
+    # A Wi-Fi interface coming up (a simulated radio) gets wpa_supplicant with that config.
+    robot.ssh('sudo modprobe mac80211_hwsim radios=1')
+    robot.wait_until("systemctl list-units --state=active --plain --no-legend 'kilo7-wifi@*' "
+                     '| grep -q kilo7-wifi@ && pgrep -a wpa_supplicant | grep -q kilo7-wifi.conf',
+                     timeout=120)
     journal = robot.ssh('sudo journalctl -b -u kilo7-firstboot --no-pager -o cat').stdout
-    assert "line 7: unknown setting 'colour'" in journal
+    assert "line 10: unknown setting 'colour'" in journal
     result = robot.ssh('sudo cat /boot/firmware/kilo7-settings.result.txt').stdout
-    assert "NOT USED, line 7: unknown setting 'colour'" in result
+    assert "NOT USED, line 10: unknown setting 'colour'" in result
     assert f'hostname {HOSTNAME}' in result
     assert robot.ssh('systemctl is-active kilo7-firstboot').stdout.strip() == 'active'
+    # The wired address is the fixed one (a DHCP lease would say "dynamic").
+    wired = robot.ssh('ip -4 -o addr show scope global').stdout
+    assert 'inet 10.0.2.15/24' in wired and 'dynamic' not in wired, wired
     # The root filesystem fills the disk it was written to.
     root_bytes = int(robot.ssh('df -B1 --output=size / | tail -1').stdout)
     assert root_bytes > DISK_BYTES * 0.8, root_bytes

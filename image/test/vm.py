@@ -18,7 +18,10 @@ FIRMWARE = {
 }
 PHONE_PORT = 1884  # the broker's LAN listener for the phone (config/mosquitto/kilo7.conf)
 SSH_OPTIONS = ('-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null',
-               '-o', 'LogLevel=ERROR', '-o', 'ConnectTimeout=5', '-o', 'BatchMode=yes')
+               '-o', 'LogLevel=ERROR', '-o', 'ConnectTimeout=30', '-o', 'BatchMode=yes')
+# ssh's own exit status when the connection failed (not the command).
+SSH_FAILED = 255
+SSH_TRIES = 3
 
 
 def free_port() -> int:
@@ -82,8 +85,11 @@ class VirtualRobot:
 
     def ssh(self, command: str, check: bool = True,
             timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(self.ssh_argv(command), capture_output=True, text=True,
-                              timeout=timeout)
+        for _ in range(SSH_TRIES if check else 1):  # a busy emulated CPU can miss a banner
+            done = subprocess.run(self.ssh_argv(command), capture_output=True, text=True,
+                                  timeout=timeout)
+            if done.returncode != SSH_FAILED:
+                break
         if check and done.returncode != 0:
             raise AssertionError(f'{command!r} on the VM exited {done.returncode}:\n'
                                  f'{done.stdout}{done.stderr}')

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 
-from settings import parse, Settings
+from settings import ONCE, parse, REPEATED, Settings
 
 BOOT = Path('/boot/firmware')
 SETTINGS = BOOT / 'kilo7-settings.txt'
@@ -29,7 +29,7 @@ ZONEINFO = Path('/usr/share/zoneinfo')
 DEFAULT_HOSTNAME = 'kilo7'
 OPERATOR = 'kilo'
 WIRED_STATIC = Path('/etc/systemd/network/10-kilo7-wired.network')
-WPA_DIR = Path('/etc/wpa_supplicant')
+WIFI_CONFIG = Path('/etc/wpa_supplicant/kilo7-wifi.conf')
 # journald reads a "<N>" prefix as the line's priority (SyslogLevelPrefix=yes).
 ERR, WARNING, INFO = '<3>', '<4>', '<6>'
 
@@ -64,7 +64,7 @@ def grow_root() -> None:
 
 
 def owner_settings() -> None:
-    """Apply kilo7-settings.txt when it changed since last applied; the problems found."""
+    """Apply kilo7-settings.txt when it changed since it was last applied."""
     if not SETTINGS.is_file():
         log(INFO, f'no {SETTINGS}: the defaults stay (hostname {DEFAULT_HOSTNAME}, DHCP)')
         return
@@ -74,30 +74,30 @@ def owner_settings() -> None:
         log(INFO, f'{SETTINGS.name} unchanged since it was applied')
         return
     try:
-        text = raw.decode('utf-8')
-    except UnicodeDecodeError as exc:
-        text, problems = '', [f'not UTF-8 text ({exc.reason} at byte {exc.start}): '
-                                'nothing in it used']
-    else:
-        problems = []
-    settings, found = parse(text, ZONEINFO)
-    problems += found
-    applied = apply(settings, problems)
-    for problem in problems:
+        settings, problems = parse(raw, ZONEINFO)
+    except Exception as exc:  # a parser fault keeps everything as it is
+        settings = Settings(unusable={*ONCE, *REPEATED})
+        problems = [f'could not be read ({type(exc).__name__}): nothing in it used']
+    applied, failed = apply(settings)
+    for problem in problems + failed:
         log(ERR, f'{SETTINGS.name}: {problem}')
     log(INFO, f'{SETTINGS.name} applied: {"; ".join(applied) or "nothing"}')
     report = [f'KILO.7 read {SETTINGS.name} at {time.strftime("%Y-%m-%d %H:%M:%S %Z")}',
               f'applied: {"; ".join(applied) or "nothing"}',
-              *(f'NOT USED, {problem}' for problem in problems)]
+              *(f'NOT USED, {problem}' for problem in problems),
+              *(f'FAILED, {failure}' for failure in failed)]
     RESULT.write_text('\n'.join(report) + '\n', encoding='utf-8')
+    if failed:  # tried again at the next boot, and the unit shows the failure
+        raise RuntimeError('; '.join(failed))
     STATE.mkdir(mode=0o700, exist_ok=True)
     APPLIED.write_text(digest + '\n')
 
 
-def apply(settings: Settings, problems: list[str]) -> list[str]:
+def apply(settings: Settings) -> tuple[list[str], list[str]]:
     """Each setting made so, absent ones back to their defaults, unusable ones left as
-    they are; what was done."""
+    they are; what was done, and what failed."""
     done: list[str] = []
+    failed: list[str] = []
     steps: list[tuple[str, Callable[[Settings], str]]] = [
         ('hostname', set_hostname), ('ssh_authorized_key', set_keys),
         ('timezone', set_timezone), ('wifi', set_wifi), ('wired', set_wired)]
@@ -109,8 +109,8 @@ def apply(settings: Settings, problems: list[str]) -> list[str]:
         try:
             done.append(step(settings))
         except (OSError, subprocess.CalledProcessError) as exc:
-            problems.append(f'{name} could not be applied: {exc}')
-    return done
+            failed.append(f'{name} could not be applied: {exc}')
+    return done, failed
 
 
 def set_hostname(settings: Settings) -> str:
@@ -144,37 +144,25 @@ def set_timezone(settings: Settings) -> str:
     return f'time zone {zone}'
 
 
-def wireless_interfaces() -> list[str]:
-    found = sorted(path.parent.name for path in Path('/sys/class/net').glob('*/wireless'))
-    return found or ['wlan0']  # a Pi's, should its driver come up later
-
-
 def set_wifi(settings: Settings) -> str:
-    """wpa_supplicant for each Wi-Fi interface, wanted by its device: it starts when the
-    interface appears and a robot without one has no failed unit."""
-    for interface in wireless_interfaces():
-        unit = f'wpa_supplicant@{interface}.service'
-        config = WPA_DIR / f'wpa_supplicant-{interface}.conf'
-        device = f'sys-subsystem-net-devices-{interface}.device'
-        if settings.wifi_ssid is None:
-            if config.exists():
-                config.unlink()
-                Path('/etc/systemd/system', f'{device}.wants', unit).unlink(missing_ok=True)
-                run('systemctl', 'stop', '--no-block', unit)
-            continue
-        lines = ['ctrl_interface=DIR=/run/wpa_supplicant GROUP=netdev', 'update_config=0']
-        if settings.wifi_country:
-            lines.append(f'country={settings.wifi_country}')
-        # The name in hex: any bytes at all, with nothing to quote.
-        lines += ['network={', f'    ssid={settings.wifi_ssid.encode().hex()}',
-                  f'    psk={settings.wifi_psk_hex}', '}']
-        config.touch(mode=0o600)
-        config.write_text('\n'.join(lines) + '\n')
-        run('systemctl', 'add-wants', device, unit)
-        if Path('/sys/class/net', interface).exists():
-            run('systemctl', 'restart', '--no-block', unit)
+    """One wpa_supplicant config for every Wi-Fi interface: udev starts kilo7-wifi@ for
+    each (whatever its name, whenever its driver comes up); running ones restart."""
+    running = sorted(path.parent.name for path in Path('/sys/class/net').glob('*/wireless'))
     if settings.wifi_ssid is None:
+        WIFI_CONFIG.unlink(missing_ok=True)
+        for interface in running:
+            run('systemctl', 'stop', '--no-block', f'kilo7-wifi@{interface}.service')
         return 'no Wi-Fi'
+    lines = ['ctrl_interface=DIR=/run/wpa_supplicant GROUP=netdev', 'update_config=0']
+    if settings.wifi_country:
+        lines.append(f'country={settings.wifi_country}')
+    # The name in hex: any bytes at all, with nothing to quote.
+    lines += ['network={', f'    ssid={settings.wifi_ssid.encode().hex()}',
+              f'    psk={settings.wifi_psk_hex}', '}']
+    WIFI_CONFIG.touch(mode=0o600)
+    WIFI_CONFIG.write_text('\n'.join(lines) + '\n')
+    for interface in running:
+        run('systemctl', 'restart', '--no-block', f'kilo7-wifi@{interface}.service')
     return f'Wi-Fi {settings.wifi_ssid!r}'
 
 
