@@ -75,8 +75,20 @@ def robot(image: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vir
         figures['first boot: QEMU start to SSH login'] = f'{vm.wait_for_ssh(BOOT_TIMEOUT_S):.0f} s'
         yield vm
     finally:
+        keep_journal(vm)
         vm.stop()
         write_report()
+
+
+def keep_journal(vm: VirtualRobot) -> None:
+    """The boot's journal beside the report, for a failure to be read after the VM is gone."""
+    journal = REPO / 'build' / 'image' / 'journal.txt'
+    journal.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        done = vm.ssh('sudo journalctl -b --no-pager', check=False, timeout=120)
+    except subprocess.TimeoutExpired:
+        return
+    journal.write_text(done.stdout + done.stderr, encoding='utf-8')
 
 
 def write_report() -> None:
