@@ -22,7 +22,8 @@ AUDIT_HOST ?=
 PAHO16 := $(VENV)/paho-1.6
 PKG := ros_ws/src/kilo_core
 # Debian packages the two commands need on a fresh machine.
-APT_PACKAGES := python3 python3-venv mosquitto mosquitto-clients stunnel4 openssl gcc libc6-dev
+APT_PACKAGES := python3 python3-venv mosquitto mosquitto-clients stunnel4 openssl gcc libc6-dev \
+	openssh-client
 # ... to build the .deb (make deb), and to test it in a systemd container (make test-package).
 DEB_APT_PACKAGES := debhelper dpkg-dev lintian python3-setuptools systemd
 CONTAINER_APT_PACKAGES := podman runc debootstrap
