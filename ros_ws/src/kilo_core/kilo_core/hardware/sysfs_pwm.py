@@ -10,6 +10,7 @@ on exit (kilo_core.neutral_outputs) for this backend too.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 import time
 
@@ -97,8 +98,12 @@ class SysfsPwm:
 
     def _write(self, path: Path, value: int) -> None:
         try:
-            with open(path, 'w', encoding='ascii') as attribute:
-                attribute.write(f'{value}\n')
+            # No O_CREAT: a sysfs attribute that is not there is a fault, never a new file.
+            descriptor = os.open(path, os.O_WRONLY | os.O_TRUNC)
+            try:
+                os.write(descriptor, f'{value}\n'.encode('ascii'))
+            finally:
+                os.close(descriptor)
         except OSError as exc:
             # The chip's state is unknown now: connect() again finds it anew.
             self.close()

@@ -59,7 +59,7 @@ def test_the_chip_is_found_by_its_device_and_pulses_are_written(sysfs: PwmSysfs)
 
 
 @pytest.mark.parametrize('fault', ['chip-missing', 'export-refused', 'write-error',
-                                   'not-a-pwm-pin'])
+                                   'attribute-gone', 'not-a-pwm-pin'])
 def test_faults_are_hardware_faults(sysfs: PwmSysfs, fault: str) -> None:
     pwm = backend(sysfs, device='no-such.pwm' if fault == 'chip-missing' else RP1_DEVICE)
     if fault == 'chip-missing':
@@ -79,6 +79,13 @@ def test_faults_are_hardware_faults(sysfs: PwmSysfs, fault: str) -> None:
         # The chip is forgotten: nothing is written until connect() finds it again.
         with pytest.raises(HardwareFault, match='not connected'):
             pwm.set_servo_pulsewidth(STEER_GPIO, 1500)
+    elif fault == 'attribute-gone':
+        pwm.set_servo_pulsewidth(THROTTLE_GPIO, 1500)
+        duty = sysfs.chip / f'pwm{THROTTLE_CHANNEL}' / 'duty_cycle'
+        duty.unlink()
+        with pytest.raises(HardwareFault, match='duty_cycle'):
+            pwm.set_servo_pulsewidth(THROTTLE_GPIO, 1600)
+        assert not duty.exists()  # written as sysfs is: never created
     else:
         with pytest.raises(HardwareFault, match='gpio 17 has no hardware PWM channel'):
             pwm.set_servo_pulsewidth(17, 1500)
@@ -139,8 +146,10 @@ def test_a_write_error_mid_drive_locks_with_hw_fault_and_neutral_once_back(
         assert control['hw_ok'] is False and 'duty_cycle' in control['hw_error']
         assert neutral(control)
         # The attribute back: Control reconnects, writes neutral, and stays locked.
+        restored = duty.with_name('duty_cycle.new')
+        restored.write_text('0\n')
         shutil.rmtree(duty)
-        duty.write_text('0\n')
+        restored.rename(duty)  # whole at once, as the kernel's attribute appears
         back = probe.wait_for(contract.STATE_CONTROL, lambda p: p['hw_ok'],
                               since=time.monotonic())
         assert back['locked'] and neutral(back)
