@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 import hashlib
-import json
 import os
 from pathlib import Path
 import subprocess
 import time
 
 import pytest
-from vm import VirtualRobot, write_boot_file
+from vm import debugfs, root_filesystem, VirtualRobot, write_boot_file
 
 from kilo_core import contract
 
@@ -28,12 +27,21 @@ pytestmark = pytest.mark.image
 REPO = Path(__file__).resolve().parents[2]
 AUDIT = REPO / 'tests' / 'audit'
 UNITS = ('kilo7-control', 'kilo7-safety-gate', 'kilo7-relay-kill', 'kilo7-mqtt-bridge')
+# The nodes take ~50 s from Starting to READY=1 on two emulated CPUs (seconds on a Pi),
+# against the units' TimeoutStartSec=60s: this disk, and no robot's, gets a longer bound
+# (in /etc, where an owner's drop-in would go) so that a slow emulator is not a restart.
+EMULATION_DROP_IN = '50-emulated-cpu.conf'
+EMULATION_START_TIMEOUT = '[Service]\nTimeoutStartSec=600s\n'
 SAFETY, CONTROL = contract.STATE_SAFETY.mqtt, contract.STATE_CONTROL.mqtt
 # Software emulation on a shared CI machine: bounds that only catch a robot that never
 # gets there.
 BOOT_TIMEOUT_S = 600
 DISK_BYTES = 4 * 1024 ** 3  # bigger than the image: the first boot grows the root
 HOSTNAME = 'kilo7-vm'
+STALENESS_LOCKS = {reason.value for reason in (contract.LockReason.GATE_STALE,
+                                               contract.LockReason.HEARTBEAT_STALE,
+                                               contract.LockReason.RELAY_KILLED)}
+DRIVE_ATTEMPTS = 5
 TIMEZONE = 'Europe/Berlin'
 WIFI_SSID, WIFI_PASSPHRASE = 'kilo-test-net', 'not a real passphrase'
 # QEMU's user network, fixed instead of from its DHCP server.
@@ -69,6 +77,7 @@ def robot(image: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vir
     # One line the robot cannot use: skipped, reported, the rest applied.
     write_boot_file(disk, 'kilo7-settings.txt',
                     settings_text(Path(f'{key}.pub').read_text().strip(), 'colour = red'))
+    allow_an_emulated_start(disk)
     vm = VirtualRobot(disk, key)
     vm.start()
     try:
@@ -78,6 +87,20 @@ def robot(image: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vir
         keep_journal(vm)
         vm.stop()
         write_report()
+
+
+def allow_an_emulated_start(disk: Path) -> None:
+    drop_in = disk.parent / EMULATION_DROP_IN
+    drop_in.write_text(EMULATION_START_TIMEOUT, encoding='utf-8')
+    requests = []
+    for unit in UNITS:
+        directory = f'/etc/systemd/system/{unit}.service.d'
+        requests += [f'mkdir {directory}', f'write {drop_in} {directory}/{EMULATION_DROP_IN}']
+    root = root_filesystem(disk)
+    debugfs(root, *requests, write=True)
+    for unit in UNITS:  # debugfs exits 0 whatever failed: read each back
+        written = debugfs(root, f'cat /etc/systemd/system/{unit}.service.d/{EMULATION_DROP_IN}')
+        assert EMULATION_START_TIMEOUT in written, written
 
 
 def keep_journal(vm: VirtualRobot) -> None:
@@ -100,11 +123,7 @@ def write_report() -> None:
 
 
 def audit(robot: VirtualRobot) -> subprocess.CompletedProcess[str]:
-    config = robot.disk.parent / 'ssh_config'
-    config.write_text(f'Host kilo7-vm\n  HostName 127.0.0.1\n  Port {robot.ssh_port}\n'
-                      f'  User kilo\n  IdentityFile {robot.key}\n'
-                      '  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n'
-                      '  LogLevel ERROR\n')
+    config = robot.ssh_config('kilo7-vm')
     pytest_bin = os.environ.get('KILO7_AUDIT_PYTEST', 'pytest')
     return subprocess.run(
         [pytest_bin, '-p', 'no:cacheprovider', '-q', '--hosts=ssh://kilo7-vm',
@@ -132,25 +151,13 @@ def first_truth(robot: VirtualRobot, label: str) -> tuple[Phone, Payload]:
     return phone, safety
 
 
-def test_the_image_holds_nothing_of_any_one_robot(image: Path, tmp_path: Path) -> None:
+def test_the_image_holds_nothing_of_any_one_robot(image: Path) -> None:
     """No SSH host keys, machine id, broker passwords or CA: each robot makes its own."""
-    root = tmp_path / 'root.img'
-    table = json.loads(subprocess.run(['sfdisk', '--json', str(image)], capture_output=True,
-                                      text=True, check=True).stdout)['partitiontable']
-    start_mib = table['partitions'][1]['start'] * table['sectorsize'] // (1024 * 1024)
-    subprocess.run(['dd', f'if={image}', f'of={root}', 'bs=1M', f'skip={start_mib}',
-                    'conv=sparse', 'status=none'], check=True)
-
-    def listing(path: str) -> str:
-        return subprocess.run(['debugfs', '-R', f'ls -l {path}', str(root)],
-                              capture_output=True, text=True, check=True).stdout
-
-    assert 'ssh_host_' not in listing('/etc/ssh')
-    assert '.password' not in listing('/etc/kilo7/mosquitto')
-    assert 'ca.key' not in listing('/etc/kilo7/robot-ca')
-    machine_id = subprocess.run(['debugfs', '-R', 'stat /etc/machine-id', str(root)],
-                                capture_output=True, text=True, check=True).stdout
-    assert 'Size: 0' in machine_id
+    root = root_filesystem(image)
+    assert 'ssh_host_' not in debugfs(root, 'ls -l /etc/ssh')
+    assert '.password' not in debugfs(root, 'ls -l /etc/kilo7/mosquitto')
+    assert 'ca.key' not in debugfs(root, 'ls -l /etc/kilo7/robot-ca')
+    assert 'Size: 0' in debugfs(root, 'stat /etc/machine-id')
 
 
 def test_first_boot_applies_the_settings_and_says_what_it_skipped(robot: VirtualRobot) -> None:
@@ -183,26 +190,49 @@ def test_first_boot_applies_the_settings_and_says_what_it_skipped(robot: Virtual
     assert robot.ssh('ls /etc/ssh/ssh_host_ed25519_key.pub', check=False).returncode == 0
 
 
+def drive_and_stop(phone: Phone) -> Payload:
+    """Unlock, hold throttle 0.3 until Control applies it, then STOP while the drive
+    stream goes on: Control's truth once it stopped. The emulated CPU runs the nodes near
+    its limit (~18 times slower than the host, measured), and a truth or heartbeat late
+    past its TTL locks the robot, as it must; such a lock (or Control's truth withdrawn
+    as silent) is unlocked and the drive tried again, anything else fails."""
+    for attempt in range(1, DRIVE_ATTEMPTS + 1):
+        now = time.monotonic()
+        phone.wait_for(SAFETY, lambda p: p['unlock_allowed'], since=now, timeout=30)
+        phone.send(contract.UNLOCK)
+        phone.wait_for(SAFETY, lambda p: p['safe_to_move'], since=now, timeout=30)
+        now = time.monotonic()
+        with phone.stream(contract.DRIVE, 10.0, steer=0.0, throttle=0.3):
+            try:
+                phone.wait_for(CONTROL, lambda p: p['applied']['throttle'] == 0.3,
+                               since=now, timeout=30)
+            except AssertionError:
+                last = phone.latest(CONTROL)  # None: withdrawn, Control's truth went silent
+                if last is not None and not (
+                        last['locked'] and set(last['locked_reasons']) <= STALENESS_LOCKS):
+                    raise
+                continue
+            figures['first boot: unlocks until the phone drove'] = str(attempt)
+            now = time.monotonic()
+            phone.send(contract.STOP)
+            return phone.wait_for(
+                CONTROL, lambda p: p['applied']['throttle'] == 0.0 and p['locked'],
+                since=now, timeout=30)
+    raise AssertionError(f'no drive in {DRIVE_ATTEMPTS} attempts, each ended by a staleness lock')
+
+
 def test_the_phone_finds_it_locked_unlocks_drives_and_stops_it(robot: VirtualRobot) -> None:
     services_running(robot, 'first boot')
+    robot.ssh('systemctl is-system-running --wait', check=False, timeout=BOOT_TIMEOUT_S)
     phone, boot = first_truth(robot, 'first boot')
     try:
         assert boot['safe_to_move'] is False
         with phone.heartbeats(hz=5):
             now = time.monotonic()
-            phone.wait_for(SAFETY, lambda p: p['unlock_allowed'], since=now, timeout=30)
-            phone.send(contract.UNLOCK)
-            phone.wait_for(SAFETY, lambda p: p['safe_to_move'], since=now, timeout=30)
-            now = time.monotonic()
-            with phone.stream(contract.DRIVE, 20.0, steer=0.0, throttle=0.3):
-                phone.wait_for(CONTROL, lambda p: p['applied']['throttle'] == 0.3,
-                               since=now, timeout=30)
-                now = time.monotonic()
-                phone.send(contract.STOP)
-                stopped = phone.wait_for(
-                    CONTROL, lambda p: p['applied']['throttle'] == 0.0 and p['locked'],
-                    since=now, timeout=30)
-            assert stopped['locked_reason'] == 'EXPLICIT_STOP'
+            stopped = drive_and_stop(phone)
+            assert 'EXPLICIT_STOP' in stopped['locked_reasons'], stopped
+            phone.wait_for(SAFETY, lambda p: p['reason'] == 'EXPLICIT_STOP', since=now,
+                           timeout=30)
     finally:
         phone.close()
 

@@ -4,9 +4,12 @@ phone's MQTT port, both forwarded to loopback."""
 
 from __future__ import annotations
 
+import ctypes
 from dataclasses import dataclass
+import json
 from pathlib import Path
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -18,16 +21,41 @@ FIRMWARE = {
 }
 PHONE_PORT = 1884  # the broker's LAN listener for the phone (config/mosquitto/kilo7.conf)
 SSH_OPTIONS = ('-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null',
-               '-o', 'LogLevel=ERROR', '-o', 'ConnectTimeout=30', '-o', 'BatchMode=yes')
+               '-o', 'LogLevel=ERROR', '-o', 'ConnectTimeout=30', '-o', 'BatchMode=yes',
+               '-o', 'ServerAliveInterval=15', '-o', 'ServerAliveCountMax=4')
+# One SSH connection shared by every command (the audit's too): a key exchange costs
+# seconds on an emulated CPU, a command over an open connection a fraction of one.
+SSH_SHARED = ('ControlMaster=auto', 'ControlPersist=120')
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 # ssh's own exit status when the connection failed (not the command).
 SSH_FAILED = 255
 SSH_TRIES = 3
+
+
+def die_with_the_parent() -> None:
+    """In QEMU's child before exec: killed when the test process ends, however it ends
+    (a VM left behind would take the machine's cores from whatever runs next)."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(('127.0.0.1', 0))
         return sock.getsockname()[1]
+
+
+def root_filesystem(disk: Path) -> str:
+    """The root partition (the second) of ``disk`` as e2fsprogs opens it, by its offset."""
+    table = json.loads(subprocess.run(['sfdisk', '--json', str(disk)], capture_output=True,
+                                      text=True, check=True).stdout)['partitiontable']
+    return f"{disk}?offset={table['partitions'][1]['start'] * table['sectorsize']}"
+
+
+def debugfs(filesystem: str, *requests: str, write: bool = False) -> str:
+    done = subprocess.run(['debugfs', *(['-w'] if write else []), '-f', '-', filesystem],
+                          input='\n'.join(requests) + '\n', capture_output=True, text=True,
+                          check=True)
+    return done.stdout
 
 
 def write_boot_file(disk: Path, name: str, text: str) -> None:
@@ -49,6 +77,7 @@ class VirtualRobot:
         self.ssh_port = free_port()
         self.phone_port = free_port()
         self.console = self.disk.parent / 'console.log'
+        self.control_path = self.disk.parent / 'ssh-%C'
         self.process: subprocess.Popen | None = None
         self.started = 0.0
 
@@ -69,7 +98,8 @@ class VirtualRobot:
              '-drive', f'if=pflash,format=raw,file={efi_vars}',
              '-drive', f'file={self.disk},format=raw,if=virtio',
              '-netdev', f'user,id=net0,{forwards}', '-device', 'virtio-net-pci,netdev=net0'],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            preexec_fn=die_with_the_parent)
 
     def stop(self) -> None:
         if self.process is None:
@@ -80,8 +110,19 @@ class VirtualRobot:
         self.process.stderr.close()
 
     def ssh_argv(self, command: str) -> list[str]:
-        return ['ssh', *SSH_OPTIONS, '-i', str(self.key), '-p', str(self.ssh_port),
+        shared = [f'-o{option}' for option in (*SSH_SHARED, f'ControlPath={self.control_path}')]
+        return ['ssh', *SSH_OPTIONS, *shared, '-i', str(self.key), '-p', str(self.ssh_port),
                 'kilo@127.0.0.1', command]
+
+    def ssh_config(self, host: str) -> Path:
+        """An ssh_config naming the VM ``host``, for tools that take one (testinfra)."""
+        config = self.disk.parent / 'ssh_config'
+        config.write_text(
+            f'Host {host}\n  HostName 127.0.0.1\n  Port {self.ssh_port}\n  User kilo\n'
+            f'  IdentityFile {self.key}\n  ControlPath {self.control_path}\n'
+            + ''.join(f'  {option.replace("=", " ")}\n'
+                      for option in SSH_OPTIONS[1::2] + SSH_SHARED), encoding='utf-8')
+        return config
 
     def ssh(self, command: str, check: bool = True,
             timeout: float = 120) -> subprocess.CompletedProcess[str]:
