@@ -215,13 +215,11 @@ lint-ansible: $(ANSIBLE_STAMP)
 # The role end to end on a bare bookworm container with systemd (molecule/default):
 # converge, idempotence, then tests/audit as the verifier; and in image-build mode
 # in a container with no init, like a chroot (molecule/image).
-# MOLECULE_SCENARIOS='-s default': one of them.
-MOLECULE_SCENARIOS ?= --all
 molecule: lint-ansible deb
 	@$(call apt_install,$(CONTAINER_APT_PACKAGES))
 	packaging/test/build-image.sh bare > build/bare-image.tag
 	KILO7_BARE_IMAGE=$$(cat build/bare-image.tag) KILO7_DEB=$(CURDIR)/$(DEB) \
-	  PATH=$(CURDIR)/$(ANSIBLE_VENV)/bin:$$PATH molecule test $(MOLECULE_SCENARIOS)
+	  PATH=$(CURDIR)/$(ANSIBLE_VENV)/bin:$$PATH molecule test --all
 
 # The appliance image (image/build.sh): Debian 12 from Debian's archive with the role
 # applied in image mode, a UEFI boot loader and the owner's settings file on its boot
