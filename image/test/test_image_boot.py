@@ -80,7 +80,7 @@ def robot(image: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vir
     # One line the robot cannot use: skipped, reported, the rest applied.
     write_boot_file(disk, 'kilo7-settings.txt',
                     settings_text(Path(f'{key}.pub').read_text().strip(), 'colour = red'))
-    allow_an_emulated_start(disk)
+    write_the_emulation_drop_in(disk)
     vm = VirtualRobot(disk, key)
     vm.start()
     try:
@@ -92,7 +92,7 @@ def robot(image: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vir
         write_report()
 
 
-def allow_an_emulated_start(disk: Path) -> None:
+def write_the_emulation_drop_in(disk: Path) -> None:
     drop_in = disk.parent / EMULATION_DROP_IN
     drop_in.write_text(EMULATION_BOUNDS, encoding='utf-8')
     requests = []
