@@ -10,10 +10,19 @@ import signal
 import subprocess
 import sys
 
+from kilo_core import contract
+
 # The console scripts setup.py installs (what `ros2 run kilo_core <NODE>` runs).
 CORE_NODES = ('safety_gate', 'control_pwm', 'relay_kill')
 BRIDGE = 'mqtt_bridge'
 EXECUTABLES = (*CORE_NODES, BRIDGE)
+# The ROS node each console script runs.
+NODE_NAMES = {
+    'safety_gate': contract.NODE_SAFETY_GATE,
+    'control_pwm': contract.NODE_CONTROL,
+    'relay_kill': contract.NODE_RELAY_KILL,
+    BRIDGE: contract.NODE_MQTT_BRIDGE,
+}
 PR_SET_PDEATHSIG = 1
 # A straggler gets SIGABRT this long before SIGKILL: Python's faulthandler (on in every
 # child) writes each thread's stack to its log, which shows where it was stuck.

@@ -29,6 +29,8 @@ RECORD_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
                         durability=DurabilityPolicy.VOLATILE)
 
 Payload = dict[str, Any]
+# A publisher as the graph names it: its topic and its endpoint's GID.
+Endpoint = tuple[str, tuple[int, ...]]
 
 
 @contextmanager
@@ -146,6 +148,34 @@ class Probe:
     def messages(self, topic: contract.Topic, since: float = 0.0) -> list[Payload]:
         with self._cond:
             return [p for t, p in self.history[topic.ros] if t >= since]
+
+    # -- discovery -------------------------------------------------------------
+    def recorded_publishers(self, node_name: str) -> set[Endpoint]:
+        """The publishers ``node_name`` has on the topics the probe records."""
+        return {(topic.ros, tuple(info.endpoint_gid))
+                for topic in (*TRUTHS, *REQUESTS)
+                for info in self.node.get_publishers_info_by_topic(topic.ros)
+                if info.node_name == node_name}
+
+    def wait_replaced(self, node_name: str, before: set[Endpoint],
+                      timeout: float = 10.0) -> None:
+        """Wait until a restarted node's new publishers are in the probe's graph on every
+        topic its last life published. Fast DDS names a discovered writer to the graph
+        just before it pairs it with the local readers, so the probe records the new
+        life's truth from about then; a request, heard once, needs more (test_chaos).
+        """
+        topics = {topic for topic, _ in before}
+        deadline = time.monotonic() + timeout
+        while True:
+            now = self.recorded_publishers(node_name)
+            missing = topics - {topic for topic, _ in now - before}
+            if not missing:
+                return
+            if time.monotonic() >= deadline:
+                raise AssertionError(
+                    f'{node_name} restarted, but after {timeout:g} s the probe has not '
+                    f'discovered its publishers on {sorted(missing)}')
+            time.sleep(0.05)
 
     def publishers_of(self, topic: contract.Topic, timeout: float = 10.0) -> list[str]:
         """Publisher node names, once discovery has named every publisher found."""

@@ -27,7 +27,7 @@ import pytest
 from kilo_core import contract
 from kilo_core.core import pwm
 from kilo_core.tools.broker import Broker
-from kilo_core.tools.processes import BRIDGE, CORE_NODES, EXECUTABLES, start_node
+from kilo_core.tools.processes import BRIDGE, CORE_NODES, EXECUTABLES, NODE_NAMES, start_node
 
 from conftest import ClockStep, pigpio_config, Stack
 from hostile import HostilePhone
@@ -48,15 +48,18 @@ FREEZE_S = 1.5
 SETTLE_S = 1.0
 # Each node's truth on MQTT: what a late phone must not get while the node is silent.
 MQTT_TRUTH = {'safety_gate': SAFETY, 'control_pwm': CONTROL}
+# How often a request is sent again until the probe has heard one.
+RESEND_S = 0.25
 
 
 class Chaos:
     """The running stack plus what the faults need to reach into it."""
 
     def __init__(self, stack: Stack, broker: Broker, double: PigpiodProcess,
-                 clock: ClockStep, probe: Probe) -> None:
+                 clock: ClockStep, probe: Probe, phone: Phone) -> None:
         self.stack = stack
         self.broker = broker
+        self.phone = phone
         self.doubles = [double]
         self.clock = clock
         self.probe = probe
@@ -104,11 +107,15 @@ class Chaos:
         self.clock.set(0.0)
 
     def kill(self, node: str) -> None:
+        publishers = self.probe.recorded_publishers(NODE_NAMES[node])
         self.stack.procs[node].send_signal(signal.SIGKILL)
         self.stack.procs[node].wait(timeout=10)
         time.sleep(FREEZE_S)
         self.check_not_served(node)
         self.restart(node)
+        self.probe.wait_replaced(NODE_NAMES[node], publishers)
+        if node == BRIDGE:
+            self.until_the_probe_hears_the_bridge()
 
     def freeze(self, node: str) -> None:
         proc = self.stack.procs[node]
@@ -168,14 +175,42 @@ class Chaos:
             sessions.unlock(phone)
         self.counts['sessions'] += 1
 
+    def until_the_probe_hears_the_bridge(self) -> None:
+        """Each request the invariants weigh, sent through a restarted bridge until the
+        probe records it. Discovery pairs each writer with each reader on its own, and a
+        reliable reader paired late misses what came before, silently: a CI run saw the
+        gate unlock and Control drive on a new bridge's requests the probe never heard,
+        reported as a breach. Done before the hostile phone's next burst, whose valid
+        requests count too. Harmless: the STOP goes first and latches, so the unlock
+        after it is refused, the drive is neutral and STATUS only republishes."""
+        since = time.monotonic()
+        self.phone.wait_for(HEALTH, lambda p: p['ok'], timeout=STEP_TIMEOUT_S, since=since)
+        self.until_recorded(contract.STOP)
+        sessions.step(self.phone, 'STOP (to sync)', SAFETY, lambda p: p['stop_latched'],
+                      since)
+        self.until_recorded(contract.UNLOCK)
+        self.until_recorded(contract.INTENT, intent=contract.Intent.STATUS.value)
+        self.until_recorded(contract.DRIVE, steer=0.0, throttle=0.0)
+        self.until_recorded(contract.HEARTBEAT)
+
+    def until_recorded(self, topic: contract.Topic, **fields: object) -> None:
+        since = time.monotonic()
+        deadline = since + STEP_TIMEOUT_S
+        while not self.probe.messages(topic, since):
+            if time.monotonic() > deadline:
+                raise AssertionError(f'the probe heard no {topic.ros} from the restarted '
+                                     f'bridge in {STEP_TIMEOUT_S:g} s')
+            self.phone.send(topic, **fields)
+            time.sleep(RESEND_S)
+
 
 @pytest.fixture
 def chaos(stack: Stack, broker: Broker, pigpiod: PigpiodProcess, clock_step: ClockStep,
-          probe: Probe) -> Chaos:
+          probe: Probe, phone: Phone) -> Chaos:
     pigpio_config(stack, pigpiod.port)
     stack.start(*CORE_NODES, BRIDGE)
     stack.wait_ready()
-    return Chaos(stack, broker, pigpiod, clock_step, probe)
+    return Chaos(stack, broker, pigpiod, clock_step, probe, phone)
 
 
 def test_chaos(chaos: Chaos, phone: Phone) -> None:
