@@ -223,11 +223,15 @@ molecule: lint-ansible deb
 
 # The appliance image (image/build.sh): Debian 12 from Debian's archive with the role
 # applied in image mode, a UEFI boot loader and the owner's settings file on its boot
-# partition; dist/kilo7-VERSION-ARCH.img and .img.xz (x86_64 only so far).
+# partition; dist/kilo7-VERSION-ARCH.img and .img.xz. IMAGE_ARCH=arm64: for a Raspberry
+# Pi 3 or 4 (and UEFI arm64 machines), built through qemu-user, booted in QEMU's virt
+# machine; without ROS 2 (PyPI has no arm64 wheels).
 IMAGE_ARCH ?= amd64
 IMAGE := dist/kilo7-$(DEB_VERSION)-$(IMAGE_ARCH).img
+IMAGE_APT_PACKAGES_amd64 := qemu-system-x86 ovmf
+IMAGE_APT_PACKAGES_arm64 := qemu-system-arm qemu-efi-aarch64 qemu-user-static binfmt-support
 IMAGE_APT_PACKAGES := mmdebstrap mtools dosfstools fdisk e2fsprogs xz-utils openssh-client \
-	qemu-system-x86 ovmf
+	$(IMAGE_APT_PACKAGES_$(IMAGE_ARCH))
 image: deb $(ANSIBLE_STAMP)
 	@$(call apt_install,$(IMAGE_APT_PACKAGES))
 	$$([ "$$(id -u)" = 0 ] || echo sudo) image/build.sh $(IMAGE_ARCH) $(DEB) dist \
@@ -236,8 +240,8 @@ image: deb $(ANSIBLE_STAMP)
 # The image booted in QEMU (software emulation): first boot with a settings file, the
 # field audit over SSH, the phone driving it once, a reboot and the audit again.
 test-image: image $(STAMP)
-	KILO7_IMAGE=$(CURDIR)/$(IMAGE) KILO7_AUDIT_PYTEST=$(CURDIR)/$(ANSIBLE_VENV)/bin/pytest \
-	  $(call PYTEST,-m image)
+	KILO7_IMAGE=$(CURDIR)/$(IMAGE) KILO7_IMAGE_ARCH=$(IMAGE_ARCH) \
+	  KILO7_AUDIT_PYTEST=$(CURDIR)/$(ANSIBLE_VENV)/bin/pytest $(call PYTEST,-m image)
 
 # The same audit against a robot in the field: make audit AUDIT_HOST=ssh://kilo@robot
 audit: $(ANSIBLE_STAMP)

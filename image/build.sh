@@ -2,23 +2,33 @@
 # Build the KILO.7 appliance image: Debian 12 from Debian's archive (mmdebstrap), the
 # kilo7 role applied in image mode through Ansible's chroot connection, a UEFI boot
 # loader, and an MBR disk with two partitions:
-#   1 KILO7-BOOT  FAT32: the boot loader (and on a Pi its firmware) and
-#                 kilo7-settings.txt, the file the owner edits before the first boot
+#   1 KILO7-BOOT  FAT32: the UEFI boot loader (on arm64 also a Raspberry Pi's firmware,
+#                 kernel and device trees) and kilo7-settings.txt, the file the owner
+#                 edits before the first boot
 #   2 kilo7-root  ext4: the system, grown to the disk on the first boot
 # Nothing secret is in it: broker passwords, the robot's CA, SSH host keys and the
 # machine id are all made on the robot at its first boot.
 #
-# Usage: image/build.sh ARCH DEB OUT_DIR   (ARCH: amd64; run as root)
+# Usage: image/build.sh ARCH DEB OUT_DIR   (ARCH: amd64 or arm64; run as root)
+# arm64 is built on an x86_64 machine through qemu-user (binfmt_misc, registered here if
+# it is not) and boots a Raspberry Pi 3 or 4 (its firmware from raspi-firmware) as well
+# as any UEFI arm64 machine. PyPI has no arm64 ROS 2 wheels, so its role runs with
+# kilo7_ros_provider: none: the nodes need an underlay of the owner's at /opt/ros.
 # Writes OUT_DIR/kilo7-VERSION-ARCH.img and .img.xz, and prints what each step took.
 set -euo pipefail
 
-arch=${1:?usage: build.sh amd64 DEB OUT_DIR}
+arch=${1:?usage: build.sh amd64|arm64 DEB OUT_DIR}
 deb=$(realpath "${2:?the kilo7 .deb (make deb)}")
 out_dir=$(realpath -m "${3:?output directory}")
 case "$arch" in
   amd64) efi_target=x86_64-efi efi_name=BOOTX64.EFI console=ttyS0,115200
-         boot_type=ef kernel=linux-image-amd64 ;;
-  *) echo "ARCH must be amd64 (arm64 is not built yet), not $arch" >&2; exit 2 ;;
+         boot_type=ef kernel=linux-image-amd64 arch_packages=() ros_provider=wheels ;;
+  # A Raspberry Pi's firmware reads a FAT partition of type 0x0c; UEFI finds its loader
+  # on any FAT. The Pi's Wi-Fi needs its firmware from non-free-firmware.
+  arm64) efi_target=arm64-efi efi_name=BOOTAA64.EFI console=ttyAMA0,115200
+         boot_type=c kernel=linux-image-arm64
+         arch_packages=(raspi-firmware firmware-brcm80211) ros_provider=none ;;
+  *) echo "ARCH must be amd64 or arm64, not $arch" >&2; exit 2 ;;
 esac
 [ "$(id -u)" = 0 ] || { echo "build.sh makes a root filesystem: run it as root" >&2; exit 2; }
 
@@ -56,8 +66,13 @@ packages=(
   systemd systemd-sysv systemd-timesyncd dbus udev kmod "$kernel" initramfs-tools
   "grub-efi-$arch-bin" e2fsprogs dosfstools fdisk cloud-guest-utils
   openssh-server sudo wpasupplicant iproute2 iputils-ping netbase tzdata
-  python3 python3-apt python3-venv ca-certificates procps less
+  python3 python3-apt python3-venv ca-certificates procps less "${arch_packages[@]}"
 )
+if [ "$arch" != amd64 ] && [ ! -e "/proc/sys/fs/binfmt_misc/qemu-aarch64" ]; then
+  # The chroot's programs run through qemu-user (qemu-user-static, binfmt-support).
+  mountpoint -q /proc/sys/fs/binfmt_misc || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+  update-binfmts --enable qemu-aarch64
+fi
 # Kept between builds, named by what went into it (make clean drops it).
 base="$cache_dir/base-$arch-$(echo "$mirror ${packages[*]}" | sha256sum | cut -c1-12).tar"
 if [ ! -f "$base" ]; then
@@ -93,7 +108,8 @@ chmod +x "$rootfs/usr/sbin/policy-rc.d"
 chroot "$rootfs" apt-get update -q >&2  # the base keeps no package lists
 ANSIBLE_ROLES_PATH="$repo/ansible/roles" ANSIBLE_NOCOLOR=1 ANSIBLE_STDOUT_CALLBACK=default \
   "$ansible_bin/ansible-playbook" -i "$here/inventory.yml" "$repo/ansible/site.yml" \
-  -e "ansible_host=$rootfs" -e "kilo7_package_file=$deb" -e "kilo7_package_version=$version" >&2
+  -e "ansible_host=$rootfs" -e "kilo7_package_file=$deb" -e "kilo7_package_version=$version" \
+  -e "kilo7_ros_provider=$ros_provider" >&2
 
 step "the appliance's own files: first boot, network, SSH, boot loader"
 # systemd-resolved takes /etc/resolv.conf over: installed last, once nothing in the
@@ -118,6 +134,14 @@ chroot "$rootfs" grub-mkstandalone --format="$efi_target" \
   --output="/boot/firmware/EFI/BOOT/$efi_name" \
   --modules="part_msdos ext2 fat search search_label linux normal" \
   "boot/grub/grub.cfg=/tmp/grub.cfg" >&2
+if [ "$arch" = arm64 ]; then
+  # A Raspberry Pi boots without GRUB: its firmware reads config.txt and cmdline.txt,
+  # which raspi-firmware's kernel hook writes (with the kernel, initramfs and device
+  # trees) into /boot/firmware at every kernel update; here once, naming the root.
+  printf 'ROOTPART="LABEL=kilo7-root"\nCONSOLES="tty0 ttyS1,115200"\n' \
+    >> "$rootfs/etc/default/raspi-firmware"
+  chroot "$rootfs" env DEB_MAINT_PARAMS=configure /etc/kernel/postinst.d/z50-raspi-firmware >&2
+fi
 
 step "what must not be in an image: host keys, machine id, the build's CAs and caches"
 rm -f "$rootfs"/etc/ssh/ssh_host_* "$rootfs/usr/sbin/policy-rc.d" "$rootfs/var/lib/dbus/machine-id"

@@ -15,9 +15,14 @@ import subprocess
 import time
 
 BOOT_PARTITION_OFFSET = '1M'  # image/build.sh: the FAT partition starts at 1 MiB
+# -cpu max on x86_64: the default model lacks instructions the ROS wheels' numpy uses
+# (the nodes died of SIGILL on it); a real robot's CPU has them. On arm64 a Cortex-A72,
+# a Raspberry Pi 4's core (max would emulate pointer authentication, slowly).
 FIRMWARE = {
     'amd64': ('qemu-system-x86_64', '/usr/share/OVMF/OVMF_CODE_4M.fd',
-              '/usr/share/OVMF/OVMF_VARS_4M.fd', ['-machine', 'q35']),
+              '/usr/share/OVMF/OVMF_VARS_4M.fd', ['-machine', 'q35', '-cpu', 'max']),
+    'arm64': ('qemu-system-aarch64', '/usr/share/AAVMF/AAVMF_CODE.fd',
+              '/usr/share/AAVMF/AAVMF_VARS.fd', ['-machine', 'virt', '-cpu', 'cortex-a72']),
 }
 PHONE_PORT = 1884  # the broker's LAN listener for the phone (config/mosquitto/kilo7.conf)
 SSH_OPTIONS = ('-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null',
@@ -88,10 +93,8 @@ class VirtualRobot:
         forwards = (f'hostfwd=tcp:127.0.0.1:{self.ssh_port}-:22,'
                     f'hostfwd=tcp:127.0.0.1:{self.phone_port}-:{PHONE_PORT}')
         self.started = time.monotonic()
-        # -cpu max: the default model lacks instructions the ROS wheels' numpy uses (the
-        # nodes died of SIGILL on it); a real robot's CPU has them.
         self.process = subprocess.Popen(
-            [qemu, *machine, '-accel', 'tcg', '-cpu', 'max', '-smp', '2',
+            [qemu, *machine, '-accel', 'tcg', '-smp', '2',
              '-m', str(self.memory_mib), '-display', 'none', '-monitor', 'none',
              '-serial', f'file:{self.console}',
              '-drive', f'if=pflash,format=raw,readonly=on,file={code}',
