@@ -5,6 +5,9 @@
  * seconds in the file named by KILO_CLOCK_STEP_FILE, re-read at most every 20 ms;
  * CLOCK_MONOTONIC is left alone. libfaketime 0.9.10 cannot do this: with its
  * monotonic clock left real, Python's time.sleep fails with EINVAL.
+ * Unlike a real step, the kernel's clock does not move: a wait given an absolute
+ * wall-clock deadline from a shifted reading ends at once while a step back holds (the
+ * processes spin) and the step late while a step forward does.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
