@@ -40,9 +40,6 @@ SAFETY, CONTROL = contract.STATE_SAFETY.mqtt, contract.STATE_CONTROL.mqtt
 # gets there.
 BOOT_TIMEOUT_S = 600
 ARCH = os.environ.get('KILO7_IMAGE_ARCH', 'amd64')
-# PyPI has no arm64 ROS 2 wheels: the arm64 image has no underlay, its nodes cannot run.
-WITH_ROS = ARCH == 'amd64'
-needs_ros = pytest.mark.skipif(not WITH_ROS, reason=f'the {ARCH} image has no ROS 2 underlay')
 DISK_BYTES = 4 * 1024 ** 3  # bigger than the image: the first boot grows the root
 HOSTNAME = 'kilo7-vm'
 STALENESS_LOCKS = {reason.value for reason in (contract.LockReason.GATE_STALE,
@@ -71,6 +68,30 @@ def image() -> Path:
     if not path:
         pytest.fail('KILO7_IMAGE is not set: run make test-image (it builds the image)')
     return Path(path)
+
+
+@pytest.fixture(scope='module')
+def ros_underlay(image: Path) -> str:
+    """What the image's services source for ROS 2, as its role wrote /etc/default/kilo7:
+    empty when it was built with no ROS provider (arm64: PyPI has no arm64 wheels)."""
+    defaults = debugfs(root_filesystem(image), 'cat /etc/default/kilo7')
+    for line in defaults.splitlines():
+        name, _, value = line.partition('=')
+        if name == 'KILO_ROS_UNDERLAY':
+            return value.strip()
+    pytest.fail(f"no KILO_ROS_UNDERLAY in the image's /etc/default/kilo7:\n{defaults}")
+
+
+@pytest.fixture(scope='module')  # set up before robot: a skipped test boots no VM
+def with_ros(ros_underlay: str) -> None:
+    if not ros_underlay:
+        pytest.skip(f'the {ARCH} image has no ROS 2 underlay: its nodes cannot run')
+
+
+@pytest.fixture(scope='module')  # set up before robot: a skipped test boots no VM
+def without_ros(ros_underlay: str) -> None:
+    if ros_underlay:
+        pytest.skip(f'the nodes run on this image (ROS 2 from {ros_underlay})')
 
 
 @pytest.fixture(scope='module')
@@ -228,7 +249,7 @@ def drive_and_stop(phone: Phone) -> Payload:
     raise AssertionError(f'no drive in {DRIVE_ATTEMPTS} attempts, each ended by a staleness lock')
 
 
-@pytest.mark.skipif(WITH_ROS, reason='the nodes run on this image')
+@pytest.mark.usefixtures('without_ros')
 def test_without_ros_the_phone_logs_in_and_the_robot_stays_fail_closed(
         robot: VirtualRobot) -> None:
     robot.wait_until('systemctl is-active --quiet mosquitto', BOOT_TIMEOUT_S)
@@ -247,7 +268,7 @@ def test_without_ros_the_phone_logs_in_and_the_robot_stays_fail_closed(
     assert 'ROS underlay' in journal and 'not found' in journal, journal[-2000:]
 
 
-@needs_ros
+@pytest.mark.usefixtures('with_ros')
 def test_the_phone_finds_it_locked_unlocks_drives_and_stops_it(robot: VirtualRobot) -> None:
     services_running(robot, 'first boot')
     robot.ssh('systemctl is-system-running --wait', check=False, timeout=BOOT_TIMEOUT_S)
@@ -264,13 +285,13 @@ def test_the_phone_finds_it_locked_unlocks_drives_and_stops_it(robot: VirtualRob
         phone.close()
 
 
-@needs_ros
+@pytest.mark.usefixtures('with_ros')
 def test_the_field_audit_passes(robot: VirtualRobot) -> None:
     done = audit(robot)
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
 
 
-@needs_ros
+@pytest.mark.usefixtures('with_ros')
 def test_after_a_reboot_it_boots_locked_keeps_its_settings_and_passes_the_audit(
         robot: VirtualRobot) -> None:
     # A mistyped host name in the file: that setting stays as it was, the robot reachable.
