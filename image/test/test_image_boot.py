@@ -131,32 +131,39 @@ def write_the_emulation_drop_in(disk: Path) -> None:
         assert EMULATION_BOUNDS in written, written
 
 
+def keep(name: str, text: str) -> None:
+    """A file of this run in build/image/, to be read after the VM is gone."""
+    kept = REPO / 'build' / 'image' / name
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    kept.write_text(text, encoding='utf-8')
+
+
 def keep_journal(vm: VirtualRobot) -> None:
-    """The boot's journal beside the report, for a failure to be read after the VM is gone."""
-    journal = REPO / 'build' / 'image' / 'journal.txt'
-    journal.parent.mkdir(parents=True, exist_ok=True)
     try:
         done = vm.ssh('sudo journalctl -b --no-pager', check=False, timeout=120)
     except subprocess.TimeoutExpired:
         return
-    journal.write_text(done.stdout + done.stderr, encoding='utf-8')
+    keep('journal.txt', done.stdout + done.stderr)
 
 
 def write_report() -> None:
-    report = REPO / 'build' / 'image' / 'report.md'
-    report.parent.mkdir(parents=True, exist_ok=True)
     lines = ['# The image booted in QEMU (TCG, 2 vCPUs, 2 GiB)', '',
              *(f'- {name}: {value}' for name, value in figures.items())]
-    report.write_text('\n'.join(lines) + '\n', encoding='utf-8')
+    keep('report.md', '\n'.join(lines) + '\n')
 
 
-def audit(robot: VirtualRobot) -> subprocess.CompletedProcess[str]:
+def audit(robot: VirtualRobot, label: str) -> subprocess.CompletedProcess[str]:
+    """The field audit over SSH; its output, with its slowest checks, kept."""
     config = robot.ssh_config('kilo7-vm')
     pytest_bin = os.environ.get('KILO7_AUDIT_PYTEST', 'pytest')
-    return subprocess.run(
-        [pytest_bin, '-p', 'no:cacheprovider', '-q', '--hosts=ssh://kilo7-vm',
+    began = time.monotonic()
+    done = subprocess.run(
+        [pytest_bin, '-p', 'no:cacheprovider', '-q', '--durations=5', '--hosts=ssh://kilo7-vm',
          f'--ssh-config={config}', '--sudo', str(AUDIT)],
         capture_output=True, text=True, timeout=900, cwd=REPO)
+    figures[f'{label}: the field audit over SSH'] = f'{time.monotonic() - began:.0f} s'
+    keep(f"audit-{label.replace(' ', '-')}.txt", done.stdout + done.stderr)
+    return done
 
 
 def services_running(robot: VirtualRobot, label: str) -> None:
@@ -287,7 +294,7 @@ def test_the_phone_finds_it_locked_unlocks_drives_and_stops_it(robot: VirtualRob
 
 @pytest.mark.usefixtures('with_ros')
 def test_the_field_audit_passes(robot: VirtualRobot) -> None:
-    done = audit(robot)
+    done = audit(robot, 'first boot')
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
 
 
@@ -315,5 +322,5 @@ def test_after_a_reboot_it_boots_locked_keeps_its_settings_and_passes_the_audit(
         assert control['locked'] is True and control['applied']['throttle'] == 0.0
     finally:
         phone.close()
-    done = audit(robot)
+    done = audit(robot, 'reboot')
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
