@@ -140,7 +140,8 @@ def keep(name: str, text: str) -> None:
 
 def keep_journal(vm: VirtualRobot) -> None:
     try:
-        done = vm.ssh('sudo journalctl -b --no-pager', check=False, timeout=120)
+        # Every boot's (the journal is persistent): a reboot's shutdown is in the one before.
+        done = vm.ssh('sudo journalctl --no-pager', check=False, timeout=120)
     except subprocess.TimeoutExpired:
         return
     keep('journal.txt', done.stdout + done.stderr)
