@@ -157,25 +157,30 @@ class Probe:
                 for info in self.node.get_publishers_info_by_topic(topic.ros)
                 if info.node_name == node_name}
 
-    def wait_replaced(self, node_name: str, before: set[Endpoint],
-                      timeout: float = 10.0) -> None:
-        """Wait until a restarted node's new publishers are in the probe's graph on every
-        topic its last life published. Fast DDS names a discovered writer to the graph
-        just before it pairs it with the local readers, so the probe records the new
-        life's truth from about then; a request, heard once, needs more (test_chaos).
-        """
-        topics = {topic for topic, _ in before}
+    def wait_discovered(self, node_name: str, topics: set[str],
+                        before: frozenset[Endpoint] = frozenset(),
+                        timeout: float = 10.0) -> None:
+        """Wait until the probe's graph has a publisher of ``node_name`` on every one of
+        ``topics``, other than those in ``before`` (a restarted node's last life). Fast DDS
+        names a discovered writer to the graph just before it pairs it with the local
+        readers, so the probe records what it publishes from about then; a request, heard
+        once, needs more (test_chaos)."""
         deadline = time.monotonic() + timeout
         while True:
-            now = self.recorded_publishers(node_name)
-            missing = topics - {topic for topic, _ in now - before}
+            missing = topics - {topic for topic, _ in
+                                self.recorded_publishers(node_name) - before}
             if not missing:
                 return
             if time.monotonic() >= deadline:
                 raise AssertionError(
-                    f'{node_name} restarted, but after {timeout:g} s the probe has not '
-                    f'discovered its publishers on {sorted(missing)}')
+                    f'after {timeout:g} s the probe has not discovered the publishers of '
+                    f'{node_name} on {sorted(missing)}')
             time.sleep(0.05)
+
+    def wait_replaced(self, node_name: str, before: set[Endpoint]) -> None:
+        """Wait until a restarted node's new publishers are in the probe's graph on every
+        topic its last life published."""
+        self.wait_discovered(node_name, {topic for topic, _ in before}, frozenset(before))
 
     def publishers_of(self, topic: contract.Topic, timeout: float = 10.0) -> list[str]:
         """Publisher node names, once discovery has named every publisher found."""
