@@ -10,6 +10,12 @@ from kilo_core import contract
 
 from probe import Payload, Probe
 
+# How long the first request may take to be heard by nodes started a moment ago. wait_ready
+# sees the probe's writers matched, not the nodes' readers; Fast DDS re-sends lost
+# discovery data only on its heartbeat period, so on a loaded machine a node can take
+# seconds to hear the probe (a CI run on Jazzy: the gate heard no heartbeat in 5 s).
+FIRST_HEARD_S = 15.0
+
 
 def unlock(probe: Probe, send: Callable[[], object] | None = None) -> None:
     """Send unlock once both truths say it is allowed, as a UI would; wait for its effect.
@@ -17,8 +23,10 @@ def unlock(probe: Probe, send: Callable[[], object] | None = None) -> None:
     ``send`` sends the unlock some other way (over MQTT); by default the probe sends it.
     """
     since = time.monotonic()
-    probe.wait_for(contract.STATE_SAFETY, lambda p: p['unlock_allowed'], since=since)
-    probe.wait_for(contract.STATE_CONTROL, lambda p: p['unlock_allowed'], since=since)
+    probe.wait_for(contract.STATE_SAFETY, lambda p: p['unlock_allowed'], since=since,
+                   timeout=FIRST_HEARD_S)
+    probe.wait_for(contract.STATE_CONTROL, lambda p: p['unlock_allowed'], since=since,
+                   timeout=FIRST_HEARD_S)
     since = time.monotonic()
     if send is None:
         probe.send(contract.UNLOCK)
@@ -31,9 +39,11 @@ def unlock(probe: Probe, send: Callable[[], object] | None = None) -> None:
 def wait_heartbeat_seen(probe: Probe) -> None:
     """Wait until the gate and Control report a fresh heartbeat (and Control hears the gate)."""
     since = time.monotonic()
-    probe.wait_for(contract.STATE_SAFETY, lambda p: p['heartbeat_ok'], since=since)
+    probe.wait_for(contract.STATE_SAFETY, lambda p: p['heartbeat_ok'], since=since,
+                   timeout=FIRST_HEARD_S)
     probe.wait_for(contract.STATE_CONTROL,
-                   lambda p: not p['heartbeat_stale'] and not p['gate_stale'], since=since)
+                   lambda p: not p['heartbeat_stale'] and not p['gate_stale'], since=since,
+                   timeout=FIRST_HEARD_S)
 
 
 def drive(probe: Probe, steer: float, throttle: float, **extra: object) -> Payload:
