@@ -23,7 +23,12 @@ def test_each_truth_topic_has_exactly_one_publisher_the_right_node(running: Stac
 
 
 def test_boot_denies_locks_and_kills(stack: Stack) -> None:
-    """The first truth of each node is the fail-closed boot state (timing: test_make_run)."""
+    """The first truth of each node is the fail-closed boot state (timing: test_make_run).
+
+    BOOT_LOCK is asserted among Control's lock reasons, not as the first: on a loaded
+    machine the gate's truth may go stale while the other nodes import, and GATE_STALE
+    (latched too, higher precedence) then leads. Either way only an unlock clears them.
+    """
     stack.start(wait=False)
     probe = stack.probe
     gate = probe.wait_for(contract.STATE_SAFETY, lambda p: True, timeout=15.0)
@@ -32,7 +37,7 @@ def test_boot_denies_locks_and_kills(stack: Stack) -> None:
     assert gate['safe_to_move'] is False
     assert gate['reason'] == 'OVERRIDE_REQUIRED'
     assert control['locked'] is True
-    assert control['locked_reason'] == 'BOOT_LOCK'
+    assert 'BOOT_LOCK' in control['locked_reasons']
     assert control['applied'] == {'steer': 0.0, 'throttle': 0.0}
     assert control['armed'] is False
     assert relay['relay_killed'] is True

@@ -103,7 +103,8 @@ def test_unlock_is_ignored_while_heartbeat_is_stale(running: Stack) -> None:
     assert gate['last_unlock_result'] == 'REFUSED_HEARTBEAT_STALE'
     assert gate['reason'] == 'OVERRIDE_REQUIRED'
     assert control['last_unlock_result'] == 'REFUSED_HEARTBEAT_STALE'
-    assert control['locked_reason'] == 'BOOT_LOCK'
+    # Among the reasons: a GATE_STALE latched while the nodes started may lead them.
+    assert control['locked'] is True and 'BOOT_LOCK' in control['locked_reasons']
 
 
 def test_unlock_is_refused_while_throttle_is_held(running: Stack) -> None:
