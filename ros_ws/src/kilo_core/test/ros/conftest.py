@@ -6,7 +6,7 @@ parallel runs and `make run` do not see each other.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 import os
 from pathlib import Path
 import shutil
@@ -29,6 +29,7 @@ from kilo_core.core.bridge import ROUTES  # noqa: E402
 from kilo_core.tools.broker import Broker  # noqa: E402
 from kilo_core.tools.processes import BRIDGE, CORE_NODES, EXECUTABLES, start_node, stop_nodes  # noqa: E402
 
+from flows import FIRST_HEARD_S  # noqa: E402
 from phone import Phone  # noqa: E402
 from pigpiod_double import PigpiodProcess  # noqa: E402
 from probe import Probe, REQUESTS  # noqa: E402
@@ -90,6 +91,18 @@ class Stack:
             if time.monotonic() > deadline:
                 raise AssertionError(f'{node} never logged {text!r}:\n{self.log(node)}')
             time.sleep(0.05)
+
+    def send_until_logged(self, node: str, text: str, send: Callable[[], object],
+                          timeout: float = FIRST_HEARD_S) -> None:
+        """Send (again, every 0.2 s) until ``text`` appears in the node's log. A writer
+        can see the node's reader matched before that reader has paired with it, and
+        a volatile message sent in between is lost to the node (a CI run on Jazzy)."""
+        deadline = time.monotonic() + timeout
+        while text not in self.log(node):
+            if time.monotonic() > deadline:
+                raise AssertionError(f'{node} never logged {text!r}:\n{self.log(node)}')
+            send()
+            time.sleep(0.2)
 
     def stop_all(self) -> None:
         stop_nodes(self.procs.values())

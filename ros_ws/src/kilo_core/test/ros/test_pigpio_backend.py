@@ -150,10 +150,10 @@ def test_a_rejected_message_then_a_hardware_fault_keeps_control_and_relay_runnin
         # Matched by the gate, the relay and the probe's recorder: else it is lost.
         while spoof.get_subscription_count() < 3 and time.monotonic() < deadline:
             time.sleep(0.05)
-        probe.send_raw(contract.DRIVE, 'not json')  # Control rejects it
-        spoof.publish(String(data='not json'))  # so does the relay
-        pigpio_stack.wait_log('control_pwm', 'PARSE_ERROR')
-        pigpio_stack.wait_log('relay_kill', 'PARSE_ERROR')
+        pigpio_stack.send_until_logged(  # Control rejects it
+            'control_pwm', 'PARSE_ERROR', lambda: probe.send_raw(contract.DRIVE, 'not json'))
+        pigpio_stack.send_until_logged(  # so does the relay
+            'relay_kill', 'PARSE_ERROR', lambda: spoof.publish(String(data='not json')))
         # The probe records the spoof too: only the nodes' truth may follow it.
         probe.wait_for(contract.STATE_CONTROL, lambda p: 'unparsed' in p)
     since = time.monotonic()
