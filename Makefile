@@ -39,7 +39,7 @@ export ROS_LOCALHOST_ONLY ?= 1
 export FASTDDS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/config/fastdds/kilo7_dev.xml
 
 .PHONY: all system-deps venv lint test test-unit test-fuzz test-ros test-mqtt test-mqtt-paho16 test-robot-stack \
-	test-chaos test-slow soak soak-ci deb test-units test-package lint-ansible molecule audit run \
+	test-chaos test-chaos-paho2 test-chaos-paho16 test-slow soak soak-ci deb test-units test-package lint-ansible molecule audit run \
 	bench clean web test-ui image test-image
 
 all: lint test
@@ -99,8 +99,10 @@ test-mqtt-paho16: $(PAHO16)/.installed
 
 # The live stack under a hostile phone and injected faults, on paho 2.x and 1.6
 # (KILO_CHAOS_SEED repeats a run; KILO_CHAOS_ROUNDS goes through the faults again).
-test-chaos: $(PAHO16)/.installed
+test-chaos: test-chaos-paho2 test-chaos-paho16
+test-chaos-paho2: $(STAMP)
 	KILO_EXPECT_PAHO=2. $(call PYTEST,-s -m chaos)
+test-chaos-paho16: $(PAHO16)/.installed
 	PYTHONPATH=$(CURDIR)/$(PAHO16) KILO_EXPECT_PAHO=1.6 $(call PYTEST,-s -m chaos)
 
 # Generated inputs over both request paths; at least 100 000 of them, or it fails.
@@ -214,12 +216,14 @@ lint-ansible: $(ANSIBLE_STAMP)
 
 # The role end to end on a bare bookworm container with systemd (molecule/default):
 # converge, idempotence, then tests/audit as the verifier; and in image-build mode
-# in a container with no init, like a chroot (molecule/image).
+# in a container with no init, like a chroot (molecule/image). MOLECULE_SCENARIOS picks
+# (`--scenario-name default`; .ci/run does, the image build covering image mode there).
+MOLECULE_SCENARIOS ?= --all
 molecule: lint-ansible deb
 	@$(call apt_install,$(CONTAINER_APT_PACKAGES))
 	packaging/test/build-image.sh bare > build/bare-image.tag
 	KILO7_BARE_IMAGE=$$(cat build/bare-image.tag) KILO7_DEB=$(CURDIR)/$(DEB) \
-	  PATH=$(CURDIR)/$(ANSIBLE_VENV)/bin:$$PATH molecule test --all
+	  PATH=$(CURDIR)/$(ANSIBLE_VENV)/bin:$$PATH molecule test $(MOLECULE_SCENARIOS)
 
 # The appliance image (image/build.sh): Debian 12 from Debian's archive with the role
 # applied in image mode, a UEFI boot loader and the owner's settings file on its boot
