@@ -29,7 +29,6 @@ from kilo_core.core.bridge import ROUTES  # noqa: E402
 from kilo_core.tools.broker import Broker  # noqa: E402
 from kilo_core.tools.processes import BRIDGE, CORE_NODES, EXECUTABLES, start_node, stop_nodes  # noqa: E402
 
-from flows import FIRST_HEARD_S  # noqa: E402
 from phone import Phone  # noqa: E402
 from pigpiod_double import PigpiodProcess  # noqa: E402
 from probe import Probe, REQUESTS  # noqa: E402
@@ -84,25 +83,19 @@ class Stack:
     def log(self, node: str) -> str:
         return self.logs[node].read_text(encoding='utf-8', errors='replace')
 
-    def wait_log(self, node: str, text: str, timeout: float = 5.0) -> None:
-        """Wait until ``text`` appears in the node's log (it logs after it acts)."""
+    def wait_log(self, node: str, text: str, timeout: float = 5.0,
+                 resend: Callable[[], object] | None = None) -> None:
+        """Wait until ``text`` appears in the node's log (it logs after it acts). With
+        ``resend``: send with it, and again every 0.2 s until then. A writer can see the
+        node's reader matched before that reader has paired with it, and a volatile
+        message sent in between is lost to the node (a CI run on Jazzy)."""
         deadline = time.monotonic() + timeout
         while text not in self.log(node):
             if time.monotonic() > deadline:
                 raise AssertionError(f'{node} never logged {text!r}:\n{self.log(node)}')
-            time.sleep(0.05)
-
-    def send_until_logged(self, node: str, text: str, send: Callable[[], object],
-                          timeout: float = FIRST_HEARD_S) -> None:
-        """Send (again, every 0.2 s) until ``text`` appears in the node's log. A writer
-        can see the node's reader matched before that reader has paired with it, and
-        a volatile message sent in between is lost to the node (a CI run on Jazzy)."""
-        deadline = time.monotonic() + timeout
-        while text not in self.log(node):
-            if time.monotonic() > deadline:
-                raise AssertionError(f'{node} never logged {text!r}:\n{self.log(node)}')
-            send()
-            time.sleep(0.2)
+            if resend is not None:
+                resend()
+            time.sleep(0.05 if resend is None else 0.2)
 
     def stop_all(self) -> None:
         stop_nodes(self.procs.values())

@@ -21,7 +21,7 @@ from kilo_core.node_shell import TRUTH_QOS
 from kilo_core.tools.broker import free_port
 
 from conftest import pigpio_config, Stack
-from flows import drive, driving, neutral, unlock
+from flows import drive, driving, FIRST_HEARD_S, neutral, unlock
 from pigpiod_double import PigpiodProcess
 from probe import extra_publisher
 
@@ -150,10 +150,12 @@ def test_a_rejected_message_then_a_hardware_fault_keeps_control_and_relay_runnin
         # Matched by the gate, the relay and the probe's recorder: else it is lost.
         while spoof.get_subscription_count() < 3 and time.monotonic() < deadline:
             time.sleep(0.05)
-        pigpio_stack.send_until_logged(  # Control rejects it
-            'control_pwm', 'PARSE_ERROR', lambda: probe.send_raw(contract.DRIVE, 'not json'))
-        pigpio_stack.send_until_logged(  # so does the relay
-            'relay_kill', 'PARSE_ERROR', lambda: spoof.publish(String(data='not json')))
+        pigpio_stack.wait_log(  # Control rejects it
+            'control_pwm', 'PARSE_ERROR', timeout=FIRST_HEARD_S,
+            resend=lambda: probe.send_raw(contract.DRIVE, 'not json'))
+        pigpio_stack.wait_log(  # so does the relay
+            'relay_kill', 'PARSE_ERROR', timeout=FIRST_HEARD_S,
+            resend=lambda: spoof.publish(String(data='not json')))
         # The probe records the spoof too: only the nodes' truth may follow it.
         probe.wait_for(contract.STATE_CONTROL, lambda p: 'unparsed' in p)
     since = time.monotonic()
