@@ -53,10 +53,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-step_began=$SECONDS
+# Each step's name as it starts, and what it took once it is over ("took").
+step_began=$SECONDS step_name=
 step() {
-  echo "image: $1 (previous step $((SECONDS - step_began)) s)" >&2
-  step_began=$SECONDS
+  [ -z "$step_name" ] || echo "image: $step_name took $((SECONDS - step_began)) s" >&2
+  step_began=$SECONDS step_name=$1
+  [ -z "$step_name" ] || echo "image: $step_name" >&2
 }
 
 step "the base system: Debian 12 $arch from $mirror (mmdebstrap)"
@@ -172,6 +174,7 @@ dd if="$work/root.img" of="$image" bs=1M seek=$((1 + boot_mib)) conv=notrunc,spa
 
 step "compressing"
 xz -T0 -1 -f -k "$image"
-step "done"
+step ""
+echo "image: the whole build took $SECONDS s" >&2
 ls -l "$image" "$image.xz" >&2
 echo "$image"

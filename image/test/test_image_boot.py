@@ -26,6 +26,8 @@ pytestmark = pytest.mark.image
 
 REPO = Path(__file__).resolve().parents[2]
 AUDIT = REPO / 'tests' / 'audit'
+BUILD_LOG = REPO / 'build' / 'image-build.log'  # make image's copy of build.sh's stderr
+MB = 1000 ** 2
 UNITS = ('kilo7-control', 'kilo7-safety-gate', 'kilo7-relay-kill', 'kilo7-mqtt-bridge')
 # The emulated CPU runs the nodes ~18 times slower than the host: they take ~50 s from
 # Starting to READY=1 (TimeoutStartSec=60s), and with the audit's own ROS processes
@@ -114,7 +116,7 @@ def robot(image: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vir
     finally:
         keep_journal(vm)
         vm.stop()
-        write_report()
+        write_report(image)
 
 
 def write_the_emulation_drop_in(disk: Path) -> None:
@@ -147,8 +149,19 @@ def keep_journal(vm: VirtualRobot) -> None:
     keep('journal.txt', done.stdout + done.stderr)
 
 
-def write_report() -> None:
-    lines = ['# The image booted in QEMU (TCG, 2 vCPUs, 2 GiB)', '',
+def write_report(image: Path) -> None:
+    compressed = image.with_name(image.name + '.xz')
+    sizes = [f'- {image.name}: {image.stat().st_size / MB:.0f} MB',
+             *([f'- {compressed.name}: {compressed.stat().st_size / MB:.0f} MB']
+               if compressed.exists() else [])]
+    build = (BUILD_LOG.read_text(errors='replace').splitlines() if BUILD_LOG.exists() else [])
+    # What each step took, and whether the base system came from the cache.
+    steps = [f'- {line.removeprefix("image: ")}' for line in build
+             if line.startswith('image: ') and (' took ' in line or 'image: reusing' in line)]
+    lines = ['# The image', '', *sizes, '',
+             f'## Its build (from {BUILD_LOG.relative_to(REPO)})', '',
+             *(steps or ['- no build log: the image was not built by make image']), '',
+             '## Booted in QEMU (TCG, 2 vCPUs, 2 GiB)', '',
              *(f'- {name}: {value}' for name, value in figures.items())]
     keep('report.md', '\n'.join(lines) + '\n')
 
