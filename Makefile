@@ -216,8 +216,9 @@ lint-ansible: $(ANSIBLE_STAMP)
 
 # The role end to end on a bare bookworm container with systemd (molecule/default):
 # converge, idempotence, then tests/audit as the verifier; and in image-build mode
-# in a container with no init, like a chroot (molecule/image). MOLECULE_SCENARIOS picks
-# (`--scenario-name default`; .ci/run does, the image build covering image mode there).
+# in a container with no init, like a chroot (molecule/image). MOLECULE_SCENARIOS=
+# '--scenario-name default' runs the first alone (.ci/run does: there make test-image
+# applies the role in image mode in a real chroot).
 MOLECULE_SCENARIOS ?= --all
 molecule: lint-ansible deb
 	@$(call apt_install,$(CONTAINER_APT_PACKAGES))
