@@ -233,6 +233,8 @@ molecule: lint-ansible deb
 # machine; without ROS 2 (PyPI has no arm64 wheels).
 IMAGE_ARCH ?= amd64
 IMAGE := dist/kilo7-$(DEB_VERSION)-$(IMAGE_ARCH).img
+# The build's output (each step and what it took), kept for test-image's report.
+IMAGE_BUILD_LOG := build/image-build.log
 IMAGE_APT_PACKAGES_amd64 := qemu-system-x86 ovmf
 IMAGE_APT_PACKAGES_arm64 := qemu-system-arm qemu-efi-aarch64 qemu-user-static binfmt-support
 IMAGE_APT_PACKAGES := mmdebstrap mtools dosfstools fdisk e2fsprogs xz-utils openssh-client \
@@ -240,12 +242,13 @@ IMAGE_APT_PACKAGES := mmdebstrap mtools dosfstools fdisk e2fsprogs xz-utils open
 image: deb $(ANSIBLE_STAMP)
 	@$(call apt_install,$(IMAGE_APT_PACKAGES))
 	$$([ "$$(id -u)" = 0 ] || echo sudo) image/build.sh $(IMAGE_ARCH) $(DEB) dist \
-	  2> >(tee build/image-build.log >&2)
+	  2> >(tee $(IMAGE_BUILD_LOG) >&2)
 
 # The image booted in QEMU (software emulation): first boot with a settings file, the
 # field audit over SSH, the phone driving it once, a reboot and the audit again.
 test-image: image $(STAMP)
 	KILO7_IMAGE=$(CURDIR)/$(IMAGE) KILO7_IMAGE_ARCH=$(IMAGE_ARCH) \
+	  KILO7_IMAGE_BUILD_LOG=$(CURDIR)/$(IMAGE_BUILD_LOG) \
 	  KILO7_AUDIT_PYTEST=$(CURDIR)/$(ANSIBLE_VENV)/bin/pytest $(call PYTEST,-m image)
 
 # The same audit against a robot in the field: make audit AUDIT_HOST=ssh://kilo@robot
