@@ -100,9 +100,14 @@ def assert_stops_cleanly(proc: subprocess.Popen, out: Output) -> None:
             out.seen.append(out.lines.get())
         said = '\n'.join(out.seen[-30:])
         found = re.search(r'logs in (\S+)/', said)
-        logs = [f'--- {path.name} (tail) ---\n{path.read_text(errors="replace")[-3000:]}'
-                for path in sorted(Path(found.group(1)).glob('*.log'))] if found else []
+        logs = log_tails(Path(found.group(1))) if found else []
         raise AssertionError('\n'.join([f'make run exited {code}; it printed:', said, *logs]))
+
+
+def log_tails(log_dir: Path) -> list[str]:
+    """The end of each log in ``log_dir``, for a failure's message (CI keeps no tmp_path)."""
+    return [f'--- {path.name} (tail) ---\n{path.read_text(errors="replace")[-3000:]}'
+            for path in sorted(log_dir.glob('*.log'))]
 
 
 def sourced(env_file: Path, *names: str) -> list[str]:
@@ -180,7 +185,8 @@ def test_env_sh_paths_are_absolute_and_kilo7_stops_from_another_directory(
         stop = subprocess.run(
             ['bash', '-c', f'. {shlex.quote(str(env_file))} && exec kilo7 send stop'],
             capture_output=True, text=True, cwd=elsewhere, timeout=30)
-        assert stop.returncode == 0, stop.stderr
+        assert stop.returncode == 0, '\n'.join(
+            [stop.stderr, *log_tails(tmp_path / 'run' / 'logs')])
         assert 'EXPLICIT_STOP latched' in stop.stdout
         assert 'locked EXPLICIT_STOP' in stop.stdout
         out.wait_for(r'control safe .*lock=EXPLICIT_STOP')
