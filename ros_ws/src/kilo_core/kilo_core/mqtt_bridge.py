@@ -46,6 +46,14 @@ from kilo_core.core.bridge import (
     ROUTES,
 )
 from kilo_core.core.config import mqtt_from_env, with_password_file
+from kilo_core.core.freshness import earliest
+from kilo_core.core.stop_delivery import (
+    GiveUp,
+    is_stop,
+    resend_period_s,
+    SHOWN_BY,
+    StopDelivery,
+)
 from kilo_core.node_shell import (
     KiloNode,
     monotonic,
@@ -110,6 +118,7 @@ class MqttBridge(KiloNode):
         self._burst = RejectBurst(settings.reject_burst_count, settings.reject_burst_window_s)
         self._debounce = IntentDebounce(settings.intent_debounce_ms / 1000.0)
         self._heartbeats = HeartbeatCoalescer(settings.heartbeat_coalesce_ms / 1000.0)
+        self._stop_delivery = StopDelivery(resend_period_s(self.config.publish.truth_hz))
 
         self._requests_out = {
             topic: self.create_publisher(String, topic.ros, REQUEST_QOS)
@@ -245,11 +254,14 @@ class MqttBridge(KiloNode):
             self._requests_out[decision.topic].publish(String(data=decision.text))
             if clears_a_stop(decision):
                 self._dedupe.forget()
+            self._stop_delivery.forwarded(decision, now)
             if decision.clamped:
                 self.log_throttled(
                     'info', f'clamped {mqtt_topic}',
                     f'clamped {", ".join(decision.clamped)} of {mqtt_topic} to [-1, 1]', now)
             self._after_forward(decision, now)
+        if is_stop(decision):
+            self.wake_guard.trigger()  # from paho's thread: the executor arms the resend
 
     def _reject(self, drop: Drop, now: float) -> None:
         self._rejected[drop.reason.value] += 1
@@ -332,6 +344,8 @@ class MqttBridge(KiloNode):
                     self._publish_system(now, nodes)
                 self._withdrawn.discard(topic)
                 self._raise_all(self._node_callback_errors(topic, payload), now)
+                if topic in SHOWN_BY:
+                    self._stop_delivery.on_truth(topic, payload)
                 if topic is contract.STATE_SAFETY:
                     self._raise_all(self._transitions.safety(payload), now)
                 elif topic is contract.STATE_CONTROL:
@@ -347,14 +361,32 @@ class MqttBridge(KiloNode):
         """When a watched truth goes stale: a node's liveness and, for bridged truth,
         its retained message change then."""
         with self._lock:
-            return self._watch.next_expiry(now)
+            return earliest([self._watch.next_expiry(now),
+                             self._stop_delivery.next_deadline()])
 
     def on_deadline(self, now: float) -> None:
         with self._lock:
+            self._resend_stop(now)
             self._withdraw_stale_truth(now)
             nodes = self._nodes(now)
             self._raise_all(self._transitions.liveness(nodes), now)
             self._publish_system(now, nodes)
+
+    def _resend_stop(self, now: float) -> None:
+        """A forwarded STOP that truth does not show yet goes out again (core.stop_delivery)."""
+        step = self._stop_delivery.due(now)
+        if step is None:
+            return
+        if isinstance(step, GiveUp):
+            self.get_logger().error(
+                f'STOP never shown by {", ".join(step.unconfirmed)} after {step.resends} '
+                'resends; given up')
+            return
+        self._requests_out[step.forward.topic].publish(String(data=step.forward.text))
+        self.log_throttled(
+            'warning', 'stop resent',
+            f'STOP resent ({step.attempt}): not yet shown by {", ".join(step.unconfirmed)}',
+            now)
 
     def _refresh_system(self, now: float) -> None:
         with self._lock:
@@ -399,6 +431,7 @@ class MqttBridge(KiloNode):
             self._mode, nodes, machine.read(), self._rejected, wall_ms())
         payload['callback_errors'] = self.callback_errors  # on MQTT as on ROS
         payload['heartbeats_coalesced'] = self._heartbeats.coalesced
+        payload['stops_resent'] = self._stop_delivery.resent
         self._system_truth.publish(payload, force=True)
         self._publish_mqtt(contract.STATE_SYSTEM.mqtt, _json(payload))
 

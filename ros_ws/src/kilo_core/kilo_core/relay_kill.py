@@ -7,6 +7,7 @@ from typing import Any
 from kilo_core import contract
 from kilo_core.core.freshness import earliest
 from kilo_core.core.relay import output_level, RelayLogic
+from kilo_core.core.telemetry import control_locks
 from kilo_core.hardware import HardwareFault, open_backend
 from kilo_core.node_shell import KiloNode, monotonic, run, TRUTH_SUB_QOS, TruthPublisher
 
@@ -64,7 +65,7 @@ class RelayKillNode(KiloNode):
         self.evaluate(now)
 
     def control_callback(self, payload: dict[str, Any], now: float) -> None:
-        self.logic.on_control(payload.get('locked_reasons', [payload['locked_reason']]), now)
+        self.logic.on_control(control_locks(payload), now)
         self.evaluate(now)
 
     def next_deadline(self, now: float) -> float | None:

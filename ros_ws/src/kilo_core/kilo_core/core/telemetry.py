@@ -29,6 +29,11 @@ def change_key(payload: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in payload.items() if k not in VOLATILE_FIELDS}
 
 
+def control_locks(payload: dict[str, Any]) -> list[str]:
+    """Control's locks from its truth (a payload without locked_reasons names one)."""
+    return payload.get('locked_reasons', [payload['locked_reason']])
+
+
 def topic_label(topic: contract.Topic) -> str:
     """How health and alerts name a topic: its MQTT name, or its ROS name if not bridged."""
     return topic.mqtt or topic.ros or topic.schema

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kilo_core import contract
+from kilo_core.core.stop_delivery import shows_stop
 
 Payload = dict[str, Any]
 
@@ -112,8 +113,7 @@ def verdict(request: contract.Topic, truth: contract.Topic, payload: Payload,
             return None
         return Verdict(True, 'EXPLICIT_STOP latched' if latched else 'stop latch cleared',
                        _state(truth, payload))
-    locks = payload.get('locked_reasons', [payload['locked_reason']])
-    if contract.LockReason.EXPLICIT_STOP.value not in locks:
+    if not shows_stop(truth, payload):
         return None
     return Verdict(True, 'locked EXPLICIT_STOP', _state(truth, payload))
 

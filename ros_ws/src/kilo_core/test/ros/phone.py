@@ -113,3 +113,8 @@ class Phone:
                     last = [m.payload for m in self.history if m.topic == topic][-1:]
                     raise AssertionError(f'{topic}: condition not met in {timeout}s; last: {last}')
                 self._cond.wait(remaining)
+
+    def next_system(self) -> Payload:
+        """The next kilo/state/system received from now on (the bridge sends one a second)."""
+        return self.wait_for(contract.STATE_SYSTEM.mqtt, lambda _: True,
+                             since=time.monotonic(), timeout=3.0)
