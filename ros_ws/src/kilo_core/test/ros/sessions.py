@@ -35,23 +35,28 @@ def step(phone: Phone, what: str, topic: str, predicate: Callable[[Payload], boo
 
 def unlock(phone: Phone) -> None:
     """Wait until both the gate and Control would accept an unlock, send one, and wait
-    for motion to be allowed and Control unlocked."""
+    for motion to be allowed and Control unlocked.
+
+    A STOP can latch again before or as the unlock arrives: a late copy (the bridge's two
+    links deliver in their own order, after a stall; core/bridge.py) or the bridge's
+    resend of a STOP a restarted node had missed (core/stop_delivery.py). The safe side:
+    a UI shows the latch, and its user clears it and unlocks again."""
     for _ in range(RELATCH_RETRIES):
         since = time.monotonic()
         safety = step(phone, 'unlock allowed', SAFETY,
                       lambda p: p['unlock_allowed'] or p['stop_latched'], since)
         if not safety['stop_latched']:
-            break
-        # A STOP's late copy (the bridge's two links deliver in their own order, after a
-        # stall) latched again after our clear_stop: the safe side, documented in
-        # core/bridge.py. A UI shows the latch and its user clears it again.
+            step(phone, 'unlock allowed', CONTROL, lambda p: p['unlock_allowed'], since)
+            since = time.monotonic()
+            phone.send(contract.UNLOCK)
+            safety = step(phone, 'unlock', SAFETY,
+                          lambda p: p['safe_to_move'] or p['stop_latched'], since)
+            if not safety['stop_latched']:
+                step(phone, 'unlock', CONTROL, lambda p: not p['locked'], since)
+                return
         clear_stop(phone)
-    step(phone, 'unlock allowed', SAFETY, lambda p: p['unlock_allowed'], since)
-    step(phone, 'unlock allowed', CONTROL, lambda p: p['unlock_allowed'], since)
-    since = time.monotonic()
-    phone.send(contract.UNLOCK)
-    step(phone, 'unlock', SAFETY, lambda p: p['safe_to_move'], since)
-    step(phone, 'unlock', CONTROL, lambda p: not p['locked'], since)
+    raise AssertionError(
+        f'well-behaved phone stuck at unlock: a STOP latched again {RELATCH_RETRIES} times')
 
 
 def stop(phone: Phone, double: GpioRecord) -> None:
