@@ -3,7 +3,7 @@
 The bridge publishes each request once on ROS, on a reliable, volatile topic. A node
 whose reader has not yet paired with the bridge's writer (DDS discovery still under way
 after a start, a node restarting) never gets what was published before: a CI run lost a
-STOP at the gate so, just after the stack came up, while Control latched it. So the
+STOP at the gate so, just after the stack came up, while Control locked on it. So the
 bridge watches truth after a STOP and sends the same STOP again every ``resend_after_s``
 until both nodes show it, a request that can clear it is forwarded (no resend follows
 the operator's later word; one already on its way runs after it in a node that gets both
