@@ -11,7 +11,8 @@ import time
 import pytest
 
 from kilo_core import contract
-from kilo_core.core.stop_delivery import RESEND_AFTER_S
+from kilo_core.core import config as config_core
+from kilo_core.core.stop_delivery import resend_period_s
 from kilo_core.tools.processes import BRIDGE
 
 from conftest import Stack
@@ -21,6 +22,8 @@ from probe import Probe
 pytestmark = [pytest.mark.ros, pytest.mark.mqtt]
 
 GATE = 'safety_gate'  # its executable, as the stack starts it
+# The bridge's resend period with the configuration the stack runs.
+RESEND_S = resend_period_s(config_core.load().publish.truth_hz)
 
 
 def stop_while_the_gate_is_down(stack: Stack, phone: Phone, probe: Probe) -> float:
@@ -43,10 +46,10 @@ def test_a_stop_the_gate_missed_is_resent_until_it_latches(
     bridged.wait_log(BRIDGE, 'STOP resent')
     assert 'STOP: EXPLICIT_STOP latched' in bridged.log(GATE)
     # Shown by both, the resends end: the count stays where it is.
-    time.sleep(RESEND_AFTER_S)  # one that was already due is out by now
+    time.sleep(RESEND_S)  # one that was already due is out by now
     counted = phone.next_system()['stops_resent']
     assert counted >= 1
-    time.sleep(3 * RESEND_AFTER_S)
+    time.sleep(3 * RESEND_S)
     assert phone.next_system()['stops_resent'] == counted
 
 
@@ -57,10 +60,10 @@ def test_a_stop_cleared_before_the_gate_heard_it_is_not_resent(
     phone.send(contract.CLEAR_STOP)
     cleared = time.monotonic()
     bridged.start(GATE)
-    time.sleep(3 * RESEND_AFTER_S)  # resends would have reached the running gate by now
+    time.sleep(3 * RESEND_S)  # resends would have reached the running gate by now
     safety = probe.wait_for(contract.STATE_SAFETY, lambda p: True, since=time.monotonic(),
                             timeout=3.0)
     assert safety['stop_latched'] is False, safety
     assert 'STOP: EXPLICIT_STOP latched' not in bridged.log(GATE)
     resent = bridged.log(BRIDGE).count('STOP resent')
-    assert resent <= (cleared - since) / RESEND_AFTER_S + 1, resent
+    assert resent <= (cleared - since) / RESEND_S + 1, resent
